@@ -1,0 +1,49 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Layers, one direction of dependency:
+//   securechat (CLI) → SecureChatBackends → SecureChatCrypto ← SecureChatOpenSSL / SecureChatGcrypt ← C shims
+// See docs/ARCHITECTURE.md.
+let strictSwift: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+
+let package = Package(
+    name: "securechat",
+    products: [
+        .executable(name: "securechat", targets: ["securechat"]),
+        .library(name: "SecureChatCrypto", targets: ["SecureChatCrypto"]),
+        .library(name: "SecureChatBackends", targets: ["SecureChatBackends"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // libcrypto (apt: libssl-dev), imported as a system library.
+        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto",
+                       providers: [.apt(["libssl-dev"])]),
+        // libgcrypt (apt: libgcrypt20-dev); a tiny C shim because gcry_control is variadic.
+        .target(name: "CGcrypt",
+                linkerSettings: [.linkedLibrary("gcrypt"), .linkedLibrary("gpg-error")]),
+
+        // The crypto API: protocols and backend-independent code, no C import in its public API.
+        .target(name: "SecureChatCrypto", swiftSettings: strictSwift),
+        .target(name: "SecureChatOpenSSL",
+                dependencies: ["SecureChatCrypto", "COpenSSL"], swiftSettings: strictSwift),
+        .target(name: "SecureChatGcrypt",
+                dependencies: ["SecureChatCrypto", "CGcrypt"], swiftSettings: strictSwift),
+        // Names the backends, picks one at start, and checks them (selftest).
+        .target(name: "SecureChatBackends",
+                dependencies: ["SecureChatCrypto", "SecureChatOpenSSL", "SecureChatGcrypt"],
+                swiftSettings: strictSwift),
+
+        .executableTarget(name: "securechat",
+                          dependencies: [
+                              "SecureChatBackends",
+                              .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                          ],
+                          swiftSettings: strictSwift),
+
+        .testTarget(name: "SecureChatCryptoTests",
+                    dependencies: ["SecureChatCrypto", "SecureChatBackends"],
+                    swiftSettings: strictSwift),
+    ]
+)

@@ -1,0 +1,82 @@
+/// One implementation of every primitive securechat uses, over one C library.
+///
+/// Backends are chosen once at start (config or flag) and the code above them is generic over
+/// this protocol, so the per-message path is specialised, never a dynamic call per message.
+/// Only the primitives each library must provide are requirements; everything built from them
+/// (HKDF, key pairs, the Noise nonce and rekey) lives once, in extensions shared by all backends.
+public protocol CryptoBackend: Sendable {
+    associatedtype AEAD: Cipher
+
+    /// "openssl" or "gcrypt": the name used in config files and on the command line.
+    static var name: String { get }
+    /// The C library and its version, for `securechat version`.
+    static var libraryDescription: String { get }
+
+    /// Raw X25519 (RFC 7748): `scalar` and `point` are 32 bytes, the result goes into `output`
+    /// (32 bytes). It is not checked for all zeros; `x25519SharedSecret` does that.
+    static func x25519(scalar: UnsafeRawBufferPointer, point: UnsafeRawBufferPointer,
+                       into output: UnsafeMutableRawBufferPointer) throws
+
+    /// SHA-256 of `message` into `output` (32 bytes).
+    static func sha256(_ message: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws
+
+    /// HMAC-SHA256 of `message` under `key` (any length, including zero) into `output` (32 bytes).
+    static func hmacSHA256(key: UnsafeRawBufferPointer, message: UnsafeRawBufferPointer,
+                           into output: UnsafeMutableRawBufferPointer) throws
+
+    /// scrypt (RFC 7914) into `output`.
+    static func scrypt(password: UnsafeRawBufferPointer, salt: UnsafeRawBufferPointer,
+                       parameters: ScryptParameters, into output: UnsafeMutableRawBufferPointer) throws
+
+    /// Fills `output` from the library's cryptographically secure generator.
+    static func randomBytes(into output: UnsafeMutableRawBufferPointer) throws
+}
+
+/// scrypt cost parameters: N (a power of two above 1), r and p.
+public struct ScryptParameters: Hashable, Sendable {
+    public var n: UInt64
+    public var r: UInt32
+    public var p: UInt32
+
+    public init(n: UInt64, r: UInt32, p: UInt32) {
+        self.n = n
+        self.r = r
+        self.p = p
+    }
+
+    /// Memory scrypt needs, in bytes (128·r·N for V plus 128·r·p for B).
+    public var memoryBytes: UInt64 { 128 * UInt64(r) * (n + UInt64(p)) }
+
+    public func validate() throws {
+        guard n > 1, n & (n - 1) == 0 else { throw CryptoError.unsupportedParameters("scrypt N must be a power of two above 1") }
+        guard r > 0, p > 0 else { throw CryptoError.unsupportedParameters("scrypt r and p must be positive") }
+    }
+}
+
+public enum DigestSize {
+    public static let sha256 = 32
+}
+
+// MARK: - Conveniences shared by every backend
+
+extension CryptoBackend {
+    public static func sha256(_ message: UnsafeRawBufferPointer) throws -> [UInt8] {
+        var digest = [UInt8](repeating: 0, count: DigestSize.sha256)
+        try digest.withUnsafeMutableBytes { (out) in try sha256(message, into: out) }
+        return digest
+    }
+
+    public static func sha256<Bytes: Collection<UInt8>>(_ message: Bytes) throws -> [UInt8] {
+        try Array(message).withUnsafeBytes { (bytes) in try sha256(bytes) }
+    }
+
+    public static func randomBytes(count: Int) throws -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
+        try bytes.withUnsafeMutableBytes { (out) in try randomBytes(into: out) }
+        return bytes
+    }
+
+    public static func makeCipher(_ kind: CipherKind, key: SecretBytes) throws -> AEAD {
+        try key.withUnsafeBytes { (keyBytes) in try AEAD(kind: kind, key: keyBytes) }
+    }
+}

@@ -1,0 +1,100 @@
+import COpenSSL
+import SecureChatCrypto
+
+/// AES-256-GCM or ChaCha20-Poly1305 on OpenSSL EVP. One context per direction, keyed once;
+/// each message only sets the nonce, so seal and open allocate nothing.
+public final class OpenSSLCipher: Cipher {
+    public let kind: CipherKind
+    private let sealContext: OpaquePointer
+    private let openContext: OpaquePointer
+
+    public init(kind: CipherKind, key: UnsafeRawBufferPointer) throws {
+        guard let sealContext = EVP_CIPHER_CTX_new(), let openContext = EVP_CIPHER_CTX_new() else {
+            throw CryptoError.backendFailure(operation: "EVP_CIPHER_CTX_new")
+        }
+        self.kind = kind
+        self.sealContext = sealContext
+        self.openContext = openContext
+        let algorithm = OpenSSLAlgorithms.cipher(kind)
+        try check(EVP_EncryptInit_ex2(sealContext, algorithm, nil, nil, nil), "EVP_EncryptInit_ex2")
+        try check(EVP_DecryptInit_ex2(openContext, algorithm, nil, nil, nil), "EVP_DecryptInit_ex2")
+        try setKey(key)
+    }
+
+    deinit {
+        // EVP_CIPHER_CTX_free cleanses the key schedule.
+        EVP_CIPHER_CTX_free(sealContext)
+        EVP_CIPHER_CTX_free(openContext)
+    }
+
+    public func setKey(_ key: UnsafeRawBufferPointer) throws {
+        try requireLength(key.count, AEADSize.key, "cipher key")
+        let keyPointer = key.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        try check(EVP_EncryptInit_ex2(sealContext, nil, keyPointer, nil, nil), "EVP_EncryptInit_ex2")
+        try check(EVP_DecryptInit_ex2(openContext, nil, keyPointer, nil, nil), "EVP_DecryptInit_ex2")
+    }
+
+    public func seal(nonce: UnsafeRawBufferPointer, associatedData: UnsafeRawBufferPointer,
+                     plaintext: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws {
+        try requireLength(nonce.count, AEADSize.nonce, "nonce")
+        try requireLength(output.count, plaintext.count + AEADSize.tag, "sealed output")
+        let context = sealContext
+        try check(EVP_EncryptInit_ex2(context, nil, nil, bytes(nonce), nil), "EVP_EncryptInit_ex2")
+        var written: Int32 = 0
+        if associatedData.count > 0 {
+            try check(EVP_EncryptUpdate(context, nil, &written, bytes(associatedData), Int32(associatedData.count)),
+                      "EVP_EncryptUpdate")
+        }
+        let out = output.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        if plaintext.count > 0 {
+            try check(EVP_EncryptUpdate(context, out, &written, bytes(plaintext), Int32(plaintext.count)),
+                      "EVP_EncryptUpdate")
+        }
+        try check(EVP_EncryptFinal_ex(context, out + plaintext.count, &written), "EVP_EncryptFinal_ex")
+        try check(EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_AEAD_GET_TAG, Int32(AEADSize.tag), out + plaintext.count),
+                  "EVP_CTRL_AEAD_GET_TAG")
+    }
+
+    public func open(nonce: UnsafeRawBufferPointer, associatedData: UnsafeRawBufferPointer,
+                     ciphertext: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws {
+        try requireLength(nonce.count, AEADSize.nonce, "nonce")
+        guard ciphertext.count >= AEADSize.tag else { throw CryptoError.authenticationFailed }
+        let bodyCount = ciphertext.count - AEADSize.tag
+        try requireLength(output.count, bodyCount, "opened output")
+        let context = openContext
+        // The tag is copied out first: the output may overlap the ciphertext (in place).
+        var tag: (UInt64, UInt64) = (0, 0)
+        withUnsafeMutableBytes(of: &tag) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: ciphertext[bodyCount...])) }
+        do {
+            try check(EVP_DecryptInit_ex2(context, nil, nil, bytes(nonce), nil), "EVP_DecryptInit_ex2")
+            var written: Int32 = 0
+            if associatedData.count > 0 {
+                try check(EVP_DecryptUpdate(context, nil, &written, bytes(associatedData), Int32(associatedData.count)),
+                          "EVP_DecryptUpdate")
+            }
+            let out = output.baseAddress.map { $0.assumingMemoryBound(to: UInt8.self) }
+            if bodyCount > 0 {
+                try check(EVP_DecryptUpdate(context, out, &written, bytes(ciphertext), Int32(bodyCount)),
+                          "EVP_DecryptUpdate")
+            }
+            try withUnsafeMutableBytes(of: &tag) { (tagBytes) in
+                try check(EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_AEAD_SET_TAG, Int32(AEADSize.tag), tagBytes.baseAddress),
+                          "EVP_CTRL_AEAD_SET_TAG")
+            }
+            var finalByte: UInt8 = 0
+            // EVP_DecryptFinal_ex compares the tag in constant time; 0 means it did not verify.
+            guard EVP_DecryptFinal_ex(context, out ?? withUnsafeMutablePointer(to: &finalByte) { $0 }, &written) == 1 else {
+                ERR_clear_error()
+                throw CryptoError.authenticationFailed
+            }
+        } catch {
+            secureWipe(output)
+            throw error
+        }
+    }
+}
+
+@inline(__always)
+private func bytes(_ buffer: UnsafeRawBufferPointer) -> UnsafePointer<UInt8>? {
+    buffer.baseAddress?.assumingMemoryBound(to: UInt8.self)
+}

@@ -1,0 +1,27 @@
+import ArgumentParser
+import SecureChatBackends
+
+@main
+struct SecureChat: ParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "securechat",
+        abstract: "End-to-end encrypted chat: a rendezvous server and peers that talk directly (Noise IK).",
+        version: version,
+        subcommands: [VersionCommand.self, SelfTestCommand.self]
+    )
+}
+
+/// A backend choice on the command line: one backend or all of them.
+enum BackendSelection: String, ExpressibleByArgument, CaseIterable {
+    case openssl, gcrypt, all
+
+    var backends: [BackendName] {
+        switch self {
+        case .openssl: return [.openssl]
+        case .gcrypt: return [.gcrypt]
+        case .all: return BackendName.allCases
+        }
+    }
+}
