@@ -12,6 +12,7 @@ let package = Package(
         .executable(name: "securechat", targets: ["securechat"]),
         .library(name: "SecureChatCrypto", targets: ["SecureChatCrypto"]),
         .library(name: "SecureChatBackends", targets: ["SecureChatBackends"]),
+        .library(name: "SecureChatCore", targets: ["SecureChatCore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -30,6 +31,8 @@ let package = Package(
                 dependencies: ["SecureChatCrypto", "COpenSSL"], swiftSettings: strictSwift),
         .target(name: "SecureChatGcrypt",
                 dependencies: ["SecureChatCrypto", "CGcrypt"], swiftSettings: strictSwift),
+        // The protocol core: Noise, frames, messages and state machines. Imports the crypto API only.
+        .target(name: "SecureChatCore", dependencies: ["SecureChatCrypto"], swiftSettings: strictSwift),
         // Names the backends, picks one at start, and checks them (selftest).
         .target(name: "SecureChatBackends",
                 dependencies: ["SecureChatCrypto", "SecureChatOpenSSL", "SecureChatGcrypt"],
@@ -42,6 +45,9 @@ let package = Package(
                           ],
                           swiftSettings: strictSwift),
 
+        .testTarget(name: "SecureChatCoreTests",
+                    dependencies: ["SecureChatCore", "SecureChatCrypto", "SecureChatBackends"],
+                    swiftSettings: strictSwift),
         .testTarget(name: "SecureChatCryptoTests",
                     dependencies: ["SecureChatCrypto", "SecureChatBackends"],
                     swiftSettings: strictSwift),

@@ -1,0 +1,43 @@
+import Foundation
+import SecureChatBackends
+import SecureChatCore
+import SecureChatCrypto
+import Testing
+
+@Suite("Noise")
+struct NoiseVectorTests {
+    /// Every cacophony vector for 25519 × {ChaChaPoly, AESGCM} × SHA256 on both backends: the
+    /// fundamental, one-way and deferred patterns, with the transport messages after each handshake.
+    @Test("cacophony vectors", arguments: BackendName.allCases)
+    func cacophony(backend: BackendName) throws {
+        let path = VectorPaths.noiseVectors
+        guard let data = FileManager.default.contents(atPath: path) else {
+            if ProcessInfo.processInfo.environment["CI"] == "true" {
+                Issue.record("Noise vectors missing at \(path)")
+            } else {
+                print("vectors: NOT RUN — Noise vectors not found at \(path)")
+            }
+            return
+        }
+        let report = try NoiseVectors.run(Array(data), backend: backend.implementation)
+        for failure in report.failed { Issue.record("\(failure.name): \(failure.reason)") }
+        let patterns = Set(report.passed.map { $0.split(separator: "_")[1] })
+        print("vectors: cacophony on \(backend): \(report.passed.count) passed, \(report.failed.count) failed, "
+              + "\(report.skippedCount) skipped (\(report.skipped.sorted { $0.key < $1.key }.map { "\($0.value) × \($0.key)" }.joined(separator: ", ")))")
+        for required in ["IK", "NK", "XX", "KK"] {
+            #expect(report.passed.contains("Noise_\(required)_25519_ChaChaPoly_SHA256"))
+            #expect(report.passed.contains("Noise_\(required)_25519_AESGCM_SHA256"))
+        }
+        #expect(patterns.count >= 38, "every pattern in the engine's table ran")
+    }
+}
+
+enum VectorPaths {
+    static var root: String {
+        if let explicit = ProcessInfo.processInfo.environment["SECURECHAT_VECTORS"] { return explicit }
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("../shared/vectors").standardizedFileURL.path
+    }
+
+    static var noiseVectors: String { root + "/noise/cacophony.txt" }
+}
