@@ -1,0 +1,202 @@
+import Foundation
+import SecureChatCore
+import SecureChatCrypto
+import Testing
+
+@Suite("Frames")
+struct FrameTests {
+    static let payloads: [[UInt8]] = [[1], Array(repeating: 7, count: 300), Array(0...255), Array(repeating: 9, count: 65535), [42, 43]]
+
+    static func stream() throws -> [UInt8] { try payloads.flatMap { try Framing.frame($0) } }
+
+    static func decode(_ chunks: [[UInt8]]) throws -> [[UInt8]] {
+        var decoder = FrameDecoder()
+        var frames = [[UInt8]]()
+        for chunk in chunks {
+            decoder.append(chunk)
+            while let frame = try decoder.nextFrame() { frames.append(frame) }
+        }
+        try decoder.finish()
+        return frames
+    }
+
+    @Test func sameFramesWhateverTheChunking() throws {
+        let stream = try Self.stream()
+        #expect(try Self.decode([stream]) == Self.payloads)
+        #expect(try Self.decode(stream.map { [$0] }) == Self.payloads)
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<20 {
+            var chunks = [[UInt8]](), index = 0
+            while index < stream.count {
+                let size = Int.random(in: 1...3000, using: &generator)
+                chunks.append(Array(stream[index..<min(index + size, stream.count)]))
+                index += size
+            }
+            #expect(try Self.decode(chunks) == Self.payloads)
+        }
+    }
+
+    @Test func zeroLengthIsAnError() {
+        #expect(throws: FrameError.zeroLength) { try Self.decode([[0, 1, 5, 0, 0]]) }
+        #expect(throws: FrameError.zeroLength) { _ = try Framing.frame([]) }
+    }
+
+    @Test func streamEndingInsideAFrameIsAnError() throws {
+        let frame = try Framing.frame([1, 2, 3])
+        #expect(throws: FrameError.truncated(expected: 5, available: 4)) { try Self.decode([Array(frame.prefix(4))]) }
+        #expect(throws: FrameError.truncated(expected: 2, available: 1)) { try Self.decode([[0]]) }
+    }
+
+    @Test func oversizedPayloadCannotBeFramed() {
+        #expect(throws: FrameError.payloadTooLarge(65536)) { _ = try Framing.frame([UInt8](repeating: 0, count: 65536)) }
+    }
+}
+
+@Suite("Control messages")
+struct MessageTests {
+    /// The JSON blocks of the seed document, in order (Listing 1 appears twice there).
+    static func seedListings() throws -> [String] {
+        let seeds = URL(fileURLWithPath: VectorPaths.root).deletingLastPathComponent().appendingPathComponent("seeds")
+        let name = try FileManager.default.contentsOfDirectory(atPath: seeds.path).first { $0.hasPrefix("000_") }
+        let text = try String(contentsOf: seeds.appendingPathComponent(try #require(name)), encoding: .utf8)
+        var blocks = [String](), depth = 0, current = ""
+        for character in text {
+            if character == "{" { depth += 1 }
+            if depth > 0 { current.append(character) }
+            if character == "}" {
+                depth -= 1
+                if depth == 0 { blocks.append(current); current = "" }
+            }
+        }
+        return blocks
+    }
+
+    @Test func seedListingsParse() throws {
+        let listings = try Self.seedListings()
+        let types = try listings.map { try ControlMessage.decode(Array($0.utf8)).messageType }
+        #expect(types == ["AUTHREQ", "AUTHREQ", "AUTHREPLY", "AUTHREPLY", "LOOKUPREQ", "LOOKUPREPLY", "LOOKUPREPLY",
+                          "CONNECTREQ", "CONNECTREPLY", "CONNECTREPLY"])
+        let lookupReply = try ControlMessage.decode(Array(listings[5].utf8))
+        #expect(lookupReply == .lookupReply(.init(found: .init(answer: UserID("bianca")!, address: "192.168.1.23",
+                                                                 encryptionKey: "1234", port: nil))))
+        #expect(try ControlMessage.decode(Array(listings[6].utf8)) == .lookupReply(.notFound))
+        #expect(try ControlMessage.decode(Array(listings[2].utf8)) == .authReply(.init(userID: nil, status: .granted)))
+        #expect(try ControlMessage.decode(Array(listings[9].utf8)) == .connectReply(.init(status: .refused)))
+    }
+
+    static let everyMessage: [ControlMessage] = {
+        let ali = UserID("ali")!, bianca = UserID("bianca")!
+        return [
+            .hello(.init(noise: "Noise_IK_25519_ChaChaPoly_SHA256")),
+            .authRequest(.init(userID: ali, passcode: String(repeating: "ab", count: 32), port: 7401)),
+            .authReply(.init(userID: ali, status: .refused, reason: "wrong user ID or passcode")),
+            .lookupRequest(.init(userID: ali, lookup: bianca)),
+            .lookupReply(.init(found: .init(answer: bianca, address: "127.0.0.1", encryptionKey: "a2V5", port: 9000))),
+            .lookupReply(.notFound),
+            .signUpRequest(.init(userID: ali, passcode: String(repeating: "0", count: 64))),
+            .signUpReply(.init(status: .exists, reason: "that user ID is taken")),
+            .listRequest(userID: ali), .listReply(users: [ali, bianca]), .listReply(users: []),
+            .presence(.init(userID: bianca, status: .offline)), .logoutRequest(userID: ali), .keepAlive,
+            .error(reason: "bad \"quote\"\n"), .connectRequest(initiator: ali),
+            .connectReply(.init(status: .refused, reason: "busy")), .connectReply(.init(status: .accepted)),
+        ]
+    }()
+
+    @Test(arguments: everyMessage)
+    func roundTrip(message: ControlMessage) throws {
+        #expect(try ControlMessage.decode(message.encoded()) == message)
+    }
+
+    @Test func notFoundHasEveryInformationFieldEmpty() {
+        #expect(String(decoding: ControlMessage.lookupReply(.notFound).encoded(), as: UTF8.self)
+                == #"{"msgtype":"LOOKUPREPLY","status":"NOTFOUND","answer":"","address":"","location":"","encryptionkey":""}"#)
+    }
+
+    @Test func unknownFieldsAreIgnored() throws {
+        let json = #"{"msgtype":"LOOKUPREQ","userid":"ali","lookup":"bianca","extra":{"nested":[1,2,3]},"n":1.5e3}"#
+        #expect(try ControlMessage.decode(Array(json.utf8)) == .lookupRequest(.init(userID: UserID("ali")!, lookup: UserID("bianca")!)))
+    }
+
+    @Test(arguments: [
+        (#"{"msgtype":"AUTHREQ","passcode":"x"}"#, MessageError.missingField("userid")),
+        (#"{"msgtype":"AUTHREQ","userid":7,"passcode":"x"}"#, .wrongType(field: "userid", expected: "string")),
+        (#"{"msgtype":"AUTHREQ","userid":"Ali","passcode":"x"}"#, .invalidValue(field: "userid", reason: "a user ID is 1–32 of a-z 0-9 . _ - starting with a letter or digit")),
+        (#"{"msgtype":"AUTHREQ","userid":"ali","passcode":"x","port":70000}"#, .invalidValue(field: "port", reason: "must be 0–65535")),
+        (#"{"msgtype":"AUTHREQ","userid":"ali","passcode":"x","port":"80"}"#, .wrongType(field: "port", expected: "whole number")),
+        (#"{"msgtype":"HELLO","version":1.5,"noise":"x"}"#, .wrongType(field: "version", expected: "whole number")),
+        (#"{"userid":"ali"}"#, .missingField("msgtype")),
+        (#"{"msgtype":"FLY"}"#, .unknownMessageType("FLY")),
+        (#"{"msgtype":"PRESENCE","userid":"ali","status":"AWAY"}"#, .invalidValue(field: "status", reason: "unknown value \"AWAY\"")),
+        (#"{"msgtype":"LISTREPLY","users":["ali",3]}"#, .invalidValue(field: "users", reason: "every element must be a user ID")),
+        (#"["msgtype"]"#, .notAnObject),
+    ])
+    func badFieldsAreNamed(json: String, expected: MessageError) {
+        #expect(throws: expected) { _ = try ControlMessage.decode(Array(json.utf8)) }
+    }
+
+    @Test func userIDRules() {
+        for good in ["a", "0", "ali", "bianca.rossi", "a_b-c", String(repeating: "z", count: 32)] { #expect(UserID(good) != nil, "\(good)") }
+        for bad in ["", "Ali", ".ali", "_a", "-a", "a b", "ali\n", "ålí", String(repeating: "z", count: 33), "a/b"] {
+            #expect(UserID(bad) == nil, "\(bad)")
+        }
+    }
+
+    @Test func garbageIsATypedError() {
+        #expect(throws: MessageError.tooLarge(4097)) { _ = try ControlMessage.decode([UInt8](repeating: 0x20, count: 4097)) }
+        #expect(throws: MessageError.invalidUTF8) { _ = try ControlMessage.decode([0x7B, 0xC3, 0x28, 0x7D]) }
+        for garbage in ["", "{", "{\"msgtype\":}", "{\"a\":1,\"a\":2}", "{\"msgtype\":\"KEEPALIVE\"} x", "nul", "{\"a\":\"\\ud800\"}",
+                        String(repeating: "[", count: 40) + String(repeating: "]", count: 40), "{\"a\":01}", "{\"a\":\"\u{01}\"}"] {
+            #expect(throws: (any Error).self, "\(garbage)") { _ = try ControlMessage.decode(Array(garbage.utf8)) }
+        }
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2000 {  // random bytes never crash the decoder
+            let bytes = (0..<Int.random(in: 0...64, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            _ = try? ControlMessage.decode(bytes)
+        }
+    }
+}
+
+@Suite("Chat records, base64, passcode digest")
+struct RecordTests {
+    func decode(_ bytes: [UInt8]) throws -> (ChatRecordType, [UInt8]) {
+        try bytes.withUnsafeBytes { raw in
+            let (type, body) = try ChatRecord.decode(raw)
+            return (type, Array(body))
+        }
+    }
+
+    @Test func recordsRoundTripAndRefuseBadInput() throws {
+        var buffer = [UInt8](repeating: 0, count: 64)
+        let count = try buffer.withUnsafeMutableBytes { out in
+            try Array("héllo".utf8).withUnsafeBytes { try ChatRecord.encode(.text, body: $0, into: out) }
+        }
+        let (type, body) = try decode(Array(buffer.prefix(count)))
+        #expect(type == .text && body == Array("héllo".utf8))
+        #expect(try decode([2]).0 == .hangUp)
+        #expect(try decode([3]).0 == .keepAlive)
+        #expect(throws: ChatRecordError.empty) { _ = try decode([]) }
+        #expect(throws: ChatRecordError.unknownType(9)) { _ = try decode([9, 1]) }
+        #expect(throws: ChatRecordError.invalidUTF8) { _ = try decode([1, 0xFF]) }
+        #expect(throws: ChatRecordError.lineBreakInText) { _ = try decode([1, 0x41, 0x0A]) }
+        #expect(throws: ChatRecordError.unexpectedBody(.hangUp)) { _ = try decode([2, 0]) }
+    }
+
+    @Test func base64IsStandardAndStrict() {
+        let key = Array(0..<32).map { UInt8($0) }
+        let text = Base64.encode(key)
+        #expect(text.count == 44 && text.hasSuffix("="))
+        #expect(Base64.decode(text) == key)
+        #expect(Base64.encode(Array("foobar".utf8)) == "Zm9vYmFy" && Base64.encode(Array("fo".utf8)) == "Zm8=")
+        for bad in ["Zm8", "Zm9=", "Z===", "Zm8=Zm8=", "Zm 8", "Zm8!"] { #expect(Base64.decode(bad) == nil, "\(bad)") }
+    }
+
+    @Test func utf8ValidatorMatchesTheStandardLibrary() {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<20000 {
+            let bytes = (0..<Int.random(in: 0...8, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            #expect(isValidUTF8(bytes) == (String(validating: bytes, as: UTF8.self) != nil), "\(bytes)")
+        }
+        #expect(!isValidUTF8([0xED, 0xA0, 0x80]))  // a surrogate
+        #expect(!isValidUTF8([0xC0, 0x80]))  // overlong
+    }
+}
