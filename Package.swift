@@ -41,6 +41,7 @@ let package = Package(
         .executableTarget(name: "securechat",
                           dependencies: [
                               "SecureChatBackends",
+                              "SecureChatCore",
                               .product(name: "ArgumentParser", package: "swift-argument-parser"),
                           ],
                           swiftSettings: strictSwift),

@@ -1,24 +1,50 @@
 import ArgumentParser
 import SecureChatBackends
+import SecureChatCore
 
 struct SelfTestCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "selftest",
         abstract: "Run known-answer tests of every primitive on the chosen backends and check they agree.",
-        discussion: "Exit status 0 only when every check passes."
+        discussion: """
+            With --noise-vectors, also plays every vector of a cacophony-format file whose protocol \
+            securechat's Noise engine speaks (25519, ChaChaPoly or AESGCM, SHA256) on each backend. \
+            Exit status 0 only when every check passes.
+            """
     )
 
     @Option(help: "Which backend to test: openssl, gcrypt or all.")
     var backend: BackendSelection = .all
 
+    @Option(name: .customLong("noise-vectors"), help: ArgumentHelp("A cacophony-format Noise vector file.", valueName: "FILE"))
+    var noiseVectors: String?
+
     func run() throws {
+        let vectorDocument = try noiseVectors.map(readFile)
         let results = SelfTest.run(backends: backend.backends)
         for result in results {
             let verdict = result.failure == nil ? "ok  " : "FAIL"
             print("\(verdict) \(result.subject): \(result.check)" + (result.failure.map { " — \($0)" } ?? ""))
         }
-        let failed = results.filter { $0.failure != nil }.count
-        print("selftest: \(results.count - failed) passed, \(failed) failed")
+        var failed = results.filter { $0.failure != nil }.count
+        var passed = results.count - failed
+        if let noiseVectors, let vectorDocument {
+            for backend in backend.backends {
+                let report: NoiseVectorReport
+                do {
+                    report = try NoiseVectors.run(vectorDocument, backend: backend.implementation)
+                } catch {
+                    throw CLIError("\(noiseVectors) is not a cacophony vector file: \(error)")
+                }
+                for failure in report.failed { print("FAIL \(backend): Noise vector \(failure.name) — \(failure.reason)") }
+                print("noise vectors on \(backend): \(report.passed.count) passed, \(report.failed.count) failed, "
+                      + "\(report.skippedCount) skipped")
+                for (reason, count) in report.skipped.sorted(by: { $0.key < $1.key }) { print("  skipped \(count): \(reason)") }
+                passed += report.passed.count
+                failed += report.failed.count
+            }
+        }
+        print("selftest: \(passed) passed, \(failed) failed")
         if failed > 0 { throw ExitCode.failure }
     }
 }
