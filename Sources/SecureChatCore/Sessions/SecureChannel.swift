@@ -1,0 +1,210 @@
+import SecureChatCrypto
+
+/// Why a channel closed. Safe to log: no key material, no message content.
+public enum ChannelError: Error, Equatable, Sendable, CustomStringConvertible {
+    case framing(FrameError)
+    case badHello(String)
+    case cipherNotAllowed(String)
+    case handshake(NoiseError)
+    /// A transport frame failed to decrypt: tampered, replayed, reordered or truncated.
+    case decryption
+    case unexpectedFrame(String)
+    case closed
+
+    public var description: String {
+        switch self {
+        case let .framing(error): return "framing error: \(error)"
+        case let .badHello(why): return "bad HELLO: \(why)"
+        case let .cipherNotAllowed(name): return "protocol not allowed here: \(name)"
+        case let .handshake(error): return "handshake failed: \(error)"
+        case .decryption: return "a frame failed to decrypt (tampered, replayed or reordered)"
+        case let .unexpectedFrame(why): return "unexpected frame: \(why)"
+        case .closed: return "the channel is closed"
+        }
+    }
+}
+
+/// One securechat connection's framing, HELLO and Noise IK (PROTOCOL.md §2–3), for either role.
+/// Bytes in, actions out; no I/O. After any error it stays failed.
+public struct SecureChannel<Backend: CryptoBackend> {
+    public enum Action: Equatable {
+        /// Bytes to write to the stream (already framed).
+        case send([UInt8])
+        /// Responder: handshake message 1 arrived; answer with `respond(payload:)`.
+        case handshakeReceived(remoteStatic: X25519PublicKey, payload: [UInt8])
+        /// Handshake complete; for the initiator, `payload` is message 2's.
+        case established(payload: [UInt8])
+        /// A transport message's plaintext.
+        case deliver([UInt8])
+        /// Close the connection.
+        case fail(ChannelError)
+    }
+
+    private struct AwaitingHello { let localStatic: X25519KeyPair; let allowed: [CipherKind] }
+    private struct AwaitingMessage1 { var handshake: HandshakeState<Backend> }
+    private struct AwaitingDecision { var handshake: HandshakeState<Backend> }
+    private struct AwaitingMessage2 { var handshake: HandshakeState<Backend> }
+    private struct Established { var transport: NoiseTransport<Backend> }
+
+    private enum State {
+        case awaitingHello(AwaitingHello)
+        case awaitingMessage1(AwaitingMessage1)
+        case awaitingDecision(AwaitingDecision)
+        case awaitingMessage2(AwaitingMessage2)
+        case established(Established)
+        case failed(ChannelError)
+    }
+
+    private var state: State
+    private var decoder = FrameDecoder()
+    /// securechat's rekey rule: every 10 transport messages per direction.
+    public static var rekeyInterval: UInt64 { 10 }
+
+    public static func protocolName(_ cipher: CipherKind) -> String { "Noise_IK_25519_\(cipher.rawValue)_SHA256" }
+
+    /// A responder (the server, or a peer being called) allowing `allowed` ciphers.
+    public init(responderWith localStatic: X25519KeyPair, allowed: [CipherKind]) {
+        state = .awaitingHello(AwaitingHello(localStatic: localStatic, allowed: allowed))
+    }
+
+    /// An initiator: returns the channel and the bytes to send first (HELLO, then message 1).
+    public static func initiator(cipher: CipherKind, localStatic: X25519KeyPair, remoteStatic: X25519PublicKey,
+                                 payload: [UInt8]) throws -> (SecureChannel, [UInt8]) {
+        let hello = ControlMessage.hello(.init(noise: protocolName(cipher))).encoded()
+        var handshake = try HandshakeState<Backend>(protocol: try NoiseProtocol(name: protocolName(cipher)), role: .initiator,
+                                                    prologue: hello, localStatic: localStatic, remoteStatic: remoteStatic)
+        let message1 = try handshake.writeMessage(payload: payload)
+        let channel = SecureChannel(state: .awaitingMessage2(AwaitingMessage2(handshake: handshake)))
+        return (channel, try Framing.frame(hello) + Framing.frame(message1))
+    }
+
+    private init(state: State) { self.state = state }
+
+    public var isEstablished: Bool { if case .established = state { true } else { false } }
+    public var hasFailed: Bool { if case .failed = state { true } else { false } }
+
+    /// Bytes from the stream.
+    public mutating func receive<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> [Action] {
+        if case let .failed(error) = state { return [.fail(error)] }
+        decoder.append(bytes)
+        var actions = [Action]()
+        while true {
+            let frame: [UInt8]?
+            do { frame = try decoder.nextFrame() } catch { return actions + fail(.framing(error)) }
+            guard let frame else { return actions }
+            actions += handle(frame: frame)
+            if case .failed = state { return actions }
+        }
+    }
+
+    /// The stream ended: an error if it stopped inside a frame.
+    public mutating func endOfStream() -> [Action] {
+        do { try decoder.finish() } catch { return fail(.framing(error)) }
+        return fail(.closed)
+    }
+
+    /// Responder: answer message 1 with `payload` in message 2; the channel is then established.
+    public mutating func respond(payload: [UInt8]) -> [Action] {
+        guard case var .awaitingDecision(waiting) = state else { return fail(.unexpectedFrame("no handshake to answer")) }
+        do {
+            let message2 = try waiting.handshake.writeMessage(payload: payload)
+            let transport = try waiting.handshake.split(rekeyInterval: Self.rekeyInterval)
+            state = .established(Established(transport: transport))
+            return [.send(try Framing.frame(message2)), .established(payload: [])]
+        } catch let error as NoiseError {
+            return fail(.handshake(error))
+        } catch {
+            return fail(.unexpectedFrame("\(error)"))
+        }
+    }
+
+    /// Seals one transport message and frames it (allocating; control messages).
+    public mutating func seal(_ plaintext: [UInt8]) throws -> [UInt8] {
+        var frame = [UInt8](repeating: 0, count: Framing.headerSize + plaintext.count + AEADSize.tag)
+        let count = try frame.withUnsafeMutableBytes { (out) in
+            try plaintext.withUnsafeBytes { (bytes) in try sealFrame(bytes, into: out) }
+        }
+        return Array(frame.prefix(count))
+    }
+
+    /// Seals one transport message into `output` as a whole frame (header + ciphertext) and
+    /// returns its length. No heap allocation: the chat record path.
+    public mutating func sealFrame(_ plaintext: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws -> Int {
+        guard case var .established(established) = state else {
+            if case let .failed(error) = state { throw error }
+            throw ChannelError.unexpectedFrame("the handshake is not complete")
+        }
+        state = .failed(.closed)  // keeps the transport uniquely referenced while it changes
+        defer { state = .established(established) }
+        guard output.count >= Framing.headerSize else { throw ChannelError.framing(.payloadTooLarge(plaintext.count)) }
+        do {
+            let count = try established.transport.seal(plaintext, into: UnsafeMutableRawBufferPointer(rebasing: output[Framing.headerSize...]))
+            Framing.writeHeader(count: count, into: output)
+            return Framing.headerSize + count
+        } catch {
+            throw ChannelError.handshake(error as? NoiseError ?? .messageTooLong)
+        }
+    }
+
+    private mutating func handle(frame: [UInt8]) -> [Action] {
+        switch state {
+        case let .awaitingHello(waiting):
+            return readHello(frame, waiting)
+        case var .awaitingMessage1(waiting):
+            do {
+                let payload = try waiting.handshake.readMessage(frame)
+                guard let remoteStatic = waiting.handshake.remoteStatic else { return fail(.handshake(.missingKey("remote static key"))) }
+                state = .awaitingDecision(AwaitingDecision(handshake: waiting.handshake))
+                return [.handshakeReceived(remoteStatic: remoteStatic, payload: payload)]
+            } catch {
+                return fail(.handshake(error as? NoiseError ?? .decryptionFailed))
+            }
+        case .awaitingDecision:
+            return fail(.unexpectedFrame("a frame before the handshake was answered"))
+        case var .awaitingMessage2(waiting):
+            do {
+                let payload = try waiting.handshake.readMessage(frame)
+                let transport = try waiting.handshake.split(rekeyInterval: Self.rekeyInterval)
+                state = .established(Established(transport: transport))
+                return [.established(payload: payload)]
+            } catch {
+                return fail(.handshake(error as? NoiseError ?? .decryptionFailed))
+            }
+        case var .established(established):
+            state = .failed(.closed)
+            do {
+                let plaintext = try established.transport.open(frame)
+                state = .established(established)
+                return [.deliver(plaintext)]
+            } catch {
+                return fail(.decryption)
+            }
+        case let .failed(error):
+            return [.fail(error)]
+        }
+    }
+
+    private mutating func readHello(_ frame: [UInt8], _ waiting: AwaitingHello) -> [Action] {
+        guard case let .hello(hello)? = try? ControlMessage.decode(frame) else {
+            return fail(.badHello("the first frame is not a HELLO message"))
+        }
+        guard hello.version == 1 else { return fail(.badHello("version \(hello.version) is not supported")) }
+        guard let cipher = waiting.allowed.first(where: { Self.protocolName($0) == hello.noise }) else {
+            return fail(.cipherNotAllowed(hello.noise))
+        }
+        do {
+            // The prologue is the HELLO frame's exact bytes, so a changed HELLO breaks the handshake.
+            let handshake = try HandshakeState<Backend>(protocol: try NoiseProtocol(name: Self.protocolName(cipher)), role: .responder,
+                                                        prologue: frame, localStatic: waiting.localStatic)
+            state = .awaitingMessage1(AwaitingMessage1(handshake: handshake))
+            return []
+        } catch {
+            return fail(.handshake(error as? NoiseError ?? .decryptionFailed))
+        }
+    }
+
+    private mutating func fail(_ error: ChannelError) -> [Action] {
+        state = .failed(error)
+        return [.fail(error)]
+    }
+}
