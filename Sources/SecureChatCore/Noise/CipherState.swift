@@ -30,10 +30,7 @@ public struct CipherState<AEAD: Cipher> {
     /// the plaintext is copied as is (Noise §5.1).
     mutating func encrypt(associatedData: UnsafeRawBufferPointer, plaintext: UnsafeRawBufferPointer,
                           into output: UnsafeMutableRawBufferPointer) throws {
-        guard let cipher else {
-            if plaintext.count > 0 { output.baseAddress!.copyMemory(from: plaintext.baseAddress!, byteCount: plaintext.count) }
-            return
-        }
+        guard let cipher else { return Self.passThrough(plaintext, into: output) }
         // 2^64-1 is reserved for rekey (§5.1).
         guard nonce < .max else { throw NoiseError.nonceExhausted }
         try mapCrypto {
@@ -46,10 +43,7 @@ public struct CipherState<AEAD: Cipher> {
     /// DecryptWithAd: on failure the nonce does not advance and `output` holds zeros.
     mutating func decrypt(associatedData: UnsafeRawBufferPointer, ciphertext: UnsafeRawBufferPointer,
                           into output: UnsafeMutableRawBufferPointer) throws {
-        guard let cipher else {
-            if ciphertext.count > 0 { output.baseAddress!.copyMemory(from: ciphertext.baseAddress!, byteCount: ciphertext.count) }
-            return
-        }
+        guard let cipher else { return Self.passThrough(ciphertext, into: output) }
         guard nonce < .max else { throw NoiseError.nonceExhausted }
         guard ciphertext.count >= AEADSize.tag else { throw NoiseError.messageTooShort }
         try mapCrypto {
@@ -57,6 +51,11 @@ public struct CipherState<AEAD: Cipher> {
                             into: UnsafeMutableRawBufferPointer(rebasing: output[..<(ciphertext.count - AEADSize.tag)]))
         }
         nonce += 1
+    }
+
+    /// Without a key, Noise passes messages through unchanged.
+    private static func passThrough(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) {
+        if input.count > 0 { output.baseAddress!.copyMemory(from: input.baseAddress!, byteCount: input.count) }
     }
 
     /// REKEY() (§4.2): a new key from the old one; the nonce goes on.

@@ -156,35 +156,32 @@ public struct ServerSession<Backend: CryptoBackend> {
     }
 
     public mutating func signInAnswered(granted: Bool) -> [Action] {
-        guard case var .ready(ready) = state, case let .signIn(userID)? = ready.awaiting else { return [] }
-        ready.awaiting = nil
-        if granted { ready.signedIn = userID }
-        var actions = send(.authReply(.init(userID: userID, status: granted ? .granted : .refused,
-                                            reason: granted ? nil : "wrong user ID or passcode")), &ready)
-        actions += processQueue(&ready)
-        return commit(ready, actions)
+        answer { awaiting, ready in
+            guard case let .signIn(userID) = awaiting else { return nil }
+            if granted { ready.signedIn = userID }
+            return .authReply(.init(userID: userID, status: granted ? .granted : .refused,
+                                    reason: granted ? nil : "wrong user ID or passcode"))
+        }
     }
 
     public mutating func signUpAnswered(_ status: ControlMessage.SignUpReply.Status, reason: String) -> [Action] {
-        guard case var .ready(ready) = state, ready.awaiting == .signUp else { return [] }
-        ready.awaiting = nil
-        var actions = send(.signUpReply(.init(status: status, reason: reason)), &ready)
-        actions += processQueue(&ready)
-        return commit(ready, actions)
+        answer { awaiting, _ in awaiting == .signUp ? .signUpReply(.init(status: status, reason: reason)) : nil }
     }
 
     public mutating func lookupAnswered(_ reply: ControlMessage.LookupReply) -> [Action] {
-        guard case var .ready(ready) = state, ready.awaiting == .lookup else { return [] }
-        ready.awaiting = nil
-        var actions = send(.lookupReply(reply), &ready)
-        actions += processQueue(&ready)
-        return commit(ready, actions)
+        answer { awaiting, _ in awaiting == .lookup ? .lookupReply(reply) : nil }
     }
 
     public mutating func listAnswered(_ users: [UserID]) -> [Action] {
-        guard case var .ready(ready) = state, ready.awaiting == .list else { return [] }
+        answer { awaiting, _ in awaiting == .list ? .listReply(users: users) : nil }
+    }
+
+    /// Sends the reply to the request in flight (nil: the answer does not match it, ignored),
+    /// then goes on with messages that waited behind it.
+    private mutating func answer(_ reply: (Awaiting, inout Ready) -> ControlMessage?) -> [Action] {
+        guard case var .ready(ready) = state, let awaiting = ready.awaiting, let message = reply(awaiting, &ready) else { return [] }
         ready.awaiting = nil
-        var actions = send(.listReply(users: users), &ready)
+        var actions = send(message, &ready)
         actions += processQueue(&ready)
         return commit(ready, actions)
     }
