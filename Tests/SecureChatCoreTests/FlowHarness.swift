@@ -38,6 +38,7 @@ final class Rendezvous<Backend: CryptoBackend> {
                         run(previous.connection, sessions[previous.connection]!.replacedByNewSignIn())
                     }
                     online[user] = (addresses[connection]!, port, key, connection)
+                    broadcast(.init(userID: user, status: .online), except: connection)
                 }
                 run(connection, sessions[connection]!.signInAnswered(granted: granted))
             case let .createAccount(user, passcode, key):
@@ -52,8 +53,19 @@ final class Rendezvous<Backend: CryptoBackend> {
             case .list:
                 run(connection, sessions[connection]!.listAnswered(online.keys.sorted()))
             case let .signedOut(user):
-                if online[user]?.connection == connection { online[user] = nil }
+                if online[user]?.connection == connection {
+                    online[user] = nil
+                    broadcast(.init(userID: user, status: .offline), except: connection)
+                }
             }
+        }
+    }
+}
+
+extension Rendezvous {
+    func broadcast(_ presence: ControlMessage.Presence, except connection: Int) {
+        for other in sessions.keys.sorted() where other != connection {
+            run(other, sessions[other]!.presenceChanged(presence))
         }
     }
 }

@@ -98,6 +98,9 @@ private func runChat<B: CryptoBackend>(_: B.Type) throws {
         #expect(ali.phase == .chatting(bianca.user), "round \(round)")
         #expect(bianca.phase == .chatting(ali.user), "round \(round)")
         #expect(bianca.shown.contains(.chatStarted(ali.user)) && ali.shown.contains(.chatStarted(bianca.user)))
+        if round == 0 {
+            #expect(ali.shown.contains(.presence(.init(userID: bianca.user, status: .online))), "PRESENCE reached ali")
+        }
         for line in 0..<35 {
             world.say(ali, "ali line \(line) ✓")
             world.say(bianca, "bianca line \(line)")

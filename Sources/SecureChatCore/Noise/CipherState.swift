@@ -2,6 +2,8 @@ import SecureChatCrypto
 
 /// Noise CipherState (§5.1): a key (held by the backend's cipher) and a 64-bit nonce.
 /// Encrypt and decrypt write into caller-owned buffers and allocate nothing.
+/// Copies share the backend's key context but not the nonce: only one copy may stay in use,
+/// so state machines store back the copy they advanced (a stale copy would reuse a nonce).
 public struct CipherState<AEAD: Cipher> {
     private var cipher: AEAD?
     public private(set) var nonce: UInt64 = 0

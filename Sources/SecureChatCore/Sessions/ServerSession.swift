@@ -80,9 +80,12 @@ public struct ServerSession<Backend: CryptoBackend> {
                 switch channelAction {
                 case let .handshakeReceived(remoteStatic, _):
                     // Handshake payloads are empty on this channel (§4); anything else is ignored.
-                    let replies = handshaking.channel.respond(payload: [])
-                    for reply in replies {
-                        if case let .send(bytes) = reply { actions.append(.send(bytes)) }
+                    for reply in handshaking.channel.respond(payload: []) {
+                        switch reply {
+                        case let .send(bytes): actions.append(.send(bytes))
+                        case let .fail(error): return actions + close("handshake: \(error)")
+                        case .established, .deliver, .handshakeReceived: break
+                        }
                     }
                     state = .ready(Ready(channel: handshaking.channel, identityKey: remoteStatic, lastActivity: now))
                 case let .fail(error):
@@ -189,7 +192,9 @@ public struct ServerSession<Backend: CryptoBackend> {
     /// Another user signed in or out: tell this client, if it is signed in.
     public mutating func presenceChanged(_ presence: ControlMessage.Presence) -> [Action] {
         guard case var .ready(ready) = state, let user = ready.signedIn, user != presence.userID else { return [] }
-        return commit(ready, send(.presence(presence), &ready))
+        // `send` advances the transport nonce in `ready`: store `ready` only after it.
+        let actions = send(.presence(presence), &ready)
+        return commit(ready, actions)
     }
 
     /// The same user signed in on another connection: this one ends (without a sign-out, which
