@@ -46,8 +46,10 @@ let package = Package(
                           ],
                           swiftSettings: strictSwift),
 
+        // Test-only: counts this thread's heap allocations, to hold the allocation budget.
+        .target(name: "CAllocationCounter", path: "Tests/CAllocationCounter"),
         .testTarget(name: "SecureChatCoreTests",
-                    dependencies: ["SecureChatCore", "SecureChatCrypto", "SecureChatBackends"],
+                    dependencies: ["SecureChatCore", "SecureChatCrypto", "SecureChatBackends", "CAllocationCounter"],
                     swiftSettings: strictSwift),
         .testTarget(name: "SecureChatCryptoTests",
                     dependencies: ["SecureChatCrypto", "SecureChatBackends"],

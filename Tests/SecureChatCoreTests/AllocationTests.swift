@@ -1,0 +1,93 @@
+import CAllocationCounter
+import SecureChatBackends
+import SecureChatCore
+import SecureChatCrypto
+import Testing
+
+/// The allocation budget (issue 3): once set up, sealing and opening through the transport and
+/// the chat record path allocate nothing; control messages allocate a little, counted here.
+@Suite("Allocations")
+struct AllocationTests {
+    @Test("transport seal/open and the chat record path allocate nothing",
+          arguments: BackendName.allCases, CipherKind.allCases)
+    func hotPathAllocatesNothing(backend: BackendName, cipher: CipherKind) throws {
+        let counts = try measureHotPath(backend.implementation, cipher)
+        print("allocations: \(backend) \(cipher.rawValue): \(counts.transport) in 1000 transport seal+open (rekeys included), "
+              + "\(counts.record) in 1000 chat records sealed")
+        #expect(counts.transport == 0)
+        #expect(counts.record == 0)
+    }
+
+    @Test("control messages allocate a little, and it is counted", arguments: BackendName.allCases)
+    func controlMessagesAreCounted(backend: BackendName) throws {
+        let perMessage = try measureControl(backend.implementation)
+        print("allocations: \(backend): \(perMessage) per LOOKUPREQ encoded, sealed and framed")
+        #expect(perMessage < 40)
+    }
+}
+
+private func transportPair<B: CryptoBackend>(_: B.Type, _ cipher: CipherKind) throws -> (NoiseTransport<B>, NoiseTransport<B>) {
+    let noise = try NoiseProtocol(name: SecureChannel<B>.protocolName(cipher))
+    let responderKey = try B.generateX25519KeyPair()
+    var initiator = try HandshakeState<B>(protocol: noise, role: .initiator, prologue: [], localStatic: try B.generateX25519KeyPair(),
+                                          remoteStatic: responderKey.publicKey)
+    var responder = try HandshakeState<B>(protocol: noise, role: .responder, prologue: [], localStatic: responderKey)
+    _ = try responder.readMessage(try initiator.writeMessage(payload: []))
+    _ = try initiator.readMessage(try responder.writeMessage(payload: []))
+    return (try initiator.split(rekeyInterval: 10), try responder.split(rekeyInterval: 10))
+}
+
+private func measureHotPath<B: CryptoBackend>(_: B.Type, _ cipher: CipherKind) throws -> (transport: UInt64, record: UInt64) {
+    var (sender, receiver) = try transportPair(B.self, cipher)
+    let message = [UInt8](repeating: 0x41, count: 200)
+    var sealed = [UInt8](repeating: 0, count: 65535 + Framing.headerSize)
+    var opened = [UInt8](repeating: 0, count: 65535)
+    let transport: UInt64 = try message.withUnsafeBytes { plaintext in
+        try sealed.withUnsafeMutableBytes { sealedBuffer in
+            try opened.withUnsafeMutableBytes { openedBuffer in
+                func exchange(_ times: Int) throws {
+                    for _ in 0..<times {
+                        let count = try sender.seal(plaintext, into: sealedBuffer)
+                        _ = try receiver.open(UnsafeRawBufferPointer(rebasing: sealedBuffer[..<count]), into: openedBuffer)
+                    }
+                }
+                // Set-up: the first messages and the first rekey instantiate run-time metadata once.
+                try exchange(12)
+                let before = securechat_thread_allocations()
+                try exchange(1000)
+                return securechat_thread_allocations() - before
+            }
+        }
+    }
+    // The chat record path: record encoded and sealed in place as a frame.
+    var (channel, _) = try establishedChannelPair(B.self, cipher)
+    let record: UInt64 = try message.withUnsafeBytes { body in
+        try sealed.withUnsafeMutableBytes { out in
+            for _ in 0..<12 { _ = try PeerConnection<B>.sealRecord(.text, body: body, channel: &channel, into: out) }
+            let before = securechat_thread_allocations()
+            for _ in 0..<1000 { _ = try PeerConnection<B>.sealRecord(.text, body: body, channel: &channel, into: out) }
+            return securechat_thread_allocations() - before
+        }
+    }
+    return (transport, record)
+}
+
+private func establishedChannelPair<B: CryptoBackend>(_: B.Type, _ cipher: CipherKind) throws -> (SecureChannel<B>, SecureChannel<B>) {
+    let server = try B.generateX25519KeyPair()
+    var (client, opening) = try SecureChannel<B>.initiator(cipher: cipher, localStatic: try B.generateX25519KeyPair(),
+                                                          remoteStatic: server.publicKey, payload: [])
+    var responder = SecureChannel<B>(responderWith: server, allowed: CipherKind.allCases)
+    _ = responder.receive(opening)
+    guard case let .send(message2)? = responder.respond(payload: []).first else { throw NoiseError.handshakeNotComplete }
+    _ = client.receive(message2)
+    return (client, responder)
+}
+
+private func measureControl<B: CryptoBackend>(_: B.Type) throws -> UInt64 {
+    var (channel, _) = try establishedChannelPair(B.self, .chaChaPoly)
+    let request = ControlMessage.lookupRequest(.init(userID: UserID("ali")!, lookup: UserID("bianca")!))
+    _ = try channel.seal(request.encoded())
+    let before = securechat_thread_allocations()
+    for _ in 0..<100 { _ = try channel.seal(request.encoded()) }
+    return (securechat_thread_allocations() - before) / 100
+}
