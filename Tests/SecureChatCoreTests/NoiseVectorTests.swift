@@ -41,3 +41,35 @@ enum VectorPaths {
 
     static var noiseVectors: String { root + "/noise/cacophony.txt" }
 }
+
+@Suite("Rekey")
+struct RekeyTests {
+    /// PROTOCOL.md §3.4: the key changes before message 11, 21, … of each direction. A receiver
+    /// that never rekeys reads messages 1–10 and fails on 11; one that rekeys reads all 35.
+    @Test(arguments: BackendName.allCases, CipherKind.allCases)
+    func rekeyBeforeEleventhMessage(backend: BackendName, cipher: CipherKind) throws {
+        try runRekey(backend.implementation, cipher)
+    }
+}
+
+private func runRekey<B: CryptoBackend>(_: B.Type, _ cipher: CipherKind) throws {
+    let noise = try NoiseProtocol(name: "Noise_IK_25519_\(cipher.rawValue)_SHA256")
+    let responderKey = try B.generateX25519KeyPair()
+    var initiator = try HandshakeState<B>(protocol: noise, role: .initiator, prologue: [], localStatic: try B.generateX25519KeyPair(),
+                                          remoteStatic: responderKey.publicKey)
+    var responder = try HandshakeState<B>(protocol: noise, role: .responder, prologue: [], localStatic: responderKey)
+    _ = try responder.readMessage(try initiator.writeMessage(payload: []))
+    _ = try initiator.readMessage(try responder.writeMessage(payload: []))
+    var sender = try initiator.split(rekeyInterval: 10)
+    var rekeying = try responder.split(rekeyInterval: 10)
+    var plain = try responder.split(rekeyInterval: nil)
+    for index in 1...35 {
+        let message = try sender.seal(Array("line \(index)".utf8))
+        #expect(try rekeying.open(message) == Array("line \(index)".utf8))
+        if index <= 10 {
+            #expect(try plain.open(message) == Array("line \(index)".utf8))
+        } else if index == 11 {
+            #expect(throws: NoiseError.decryptionFailed) { _ = try plain.open(message) }
+        }
+    }
+}
