@@ -26,19 +26,9 @@ struct AllocationTests {
     }
 }
 
-private func transportPair<B: CryptoBackend>(_: B.Type, _ cipher: CipherKind) throws -> (NoiseTransport<B>, NoiseTransport<B>) {
-    let noise = try NoiseProtocol(name: SecureChannel<B>.protocolName(cipher))
-    let responderKey = try B.generateX25519KeyPair()
-    var initiator = try HandshakeState<B>(protocol: noise, role: .initiator, prologue: [], localStatic: try B.generateX25519KeyPair(),
-                                          remoteStatic: responderKey.publicKey)
-    var responder = try HandshakeState<B>(protocol: noise, role: .responder, prologue: [], localStatic: responderKey)
-    _ = try responder.readMessage(try initiator.writeMessage(payload: []))
-    _ = try initiator.readMessage(try responder.writeMessage(payload: []))
-    return (try initiator.split(rekeyInterval: 10), try responder.split(rekeyInterval: 10))
-}
-
 private func measureHotPath<B: CryptoBackend>(_: B.Type, _ cipher: CipherKind) throws -> (transport: UInt64, record: UInt64) {
-    var (sender, receiver) = try transportPair(B.self, cipher)
+    let (initiator, responder) = try transportPair(B.self, cipher)
+    var sender = try initiator.split(rekeyInterval: 10), receiver = try responder.split(rekeyInterval: 10)
     let message = [UInt8](repeating: 0x41, count: 200)
     var sealed = [UInt8](repeating: 0, count: 65535 + Framing.headerSize)
     var opened = [UInt8](repeating: 0, count: 65535)
@@ -60,7 +50,7 @@ private func measureHotPath<B: CryptoBackend>(_: B.Type, _ cipher: CipherKind) t
         }
     }
     // The chat record path: record encoded and sealed in place as a frame.
-    var (channel, _) = try establishedChannelPair(B.self, cipher)
+    var (channel, _) = try establishedChannels(B.self, cipher)
     let record: UInt64 = try message.withUnsafeBytes { body in
         try sealed.withUnsafeMutableBytes { out in
             for _ in 0..<12 { _ = try PeerConnection<B>.sealRecord(.text, body: body, channel: &channel, into: out) }
@@ -72,19 +62,8 @@ private func measureHotPath<B: CryptoBackend>(_: B.Type, _ cipher: CipherKind) t
     return (transport, record)
 }
 
-private func establishedChannelPair<B: CryptoBackend>(_: B.Type, _ cipher: CipherKind) throws -> (SecureChannel<B>, SecureChannel<B>) {
-    let server = try B.generateX25519KeyPair()
-    var (client, opening) = try SecureChannel<B>.initiator(cipher: cipher, localStatic: try B.generateX25519KeyPair(),
-                                                          remoteStatic: server.publicKey, payload: [])
-    var responder = SecureChannel<B>(responderWith: server, allowed: CipherKind.allCases)
-    _ = responder.receive(opening)
-    guard case let .send(message2)? = responder.respond(payload: []).first else { throw NoiseError.handshakeNotComplete }
-    _ = client.receive(message2)
-    return (client, responder)
-}
-
 private func measureControl<B: CryptoBackend>(_: B.Type) throws -> UInt64 {
-    var (channel, _) = try establishedChannelPair(B.self, .chaChaPoly)
+    var (channel, _) = try establishedChannels(B.self, .chaChaPoly)
     let request = ControlMessage.lookupRequest(.init(userID: UserID("ali")!, lookup: UserID("bianca")!))
     _ = try channel.seal(request.encoded())
     let before = securechat_thread_allocations()

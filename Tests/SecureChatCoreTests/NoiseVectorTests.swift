@@ -53,13 +53,7 @@ struct RekeyTests {
 }
 
 private func runRekey<B: CryptoBackend>(_: B.Type, _ cipher: CipherKind) throws {
-    let noise = try NoiseProtocol(name: "Noise_IK_25519_\(cipher.rawValue)_SHA256")
-    let responderKey = try B.generateX25519KeyPair()
-    var initiator = try HandshakeState<B>(protocol: noise, role: .initiator, prologue: [], localStatic: try B.generateX25519KeyPair(),
-                                          remoteStatic: responderKey.publicKey)
-    var responder = try HandshakeState<B>(protocol: noise, role: .responder, prologue: [], localStatic: responderKey)
-    _ = try responder.readMessage(try initiator.writeMessage(payload: []))
-    _ = try initiator.readMessage(try responder.writeMessage(payload: []))
+    let (initiator, responder) = try transportPair(B.self, cipher)
     var sender = try initiator.split(rekeyInterval: 10)
     var rekeying = try responder.split(rekeyInterval: 10)
     var plain = try responder.split(rekeyInterval: nil)

@@ -19,24 +19,11 @@ struct RobustnessTests {
     func serverDefences(backend: BackendName) throws { try runServerDefences(backend.implementation) }
 }
 
-/// An established pair of channels and the frames the initiator sent after the handshake.
-private func establishedPair<B: CryptoBackend>(_: B.Type, cipher: CipherKind = .chaChaPoly) throws -> (SecureChannel<B>, SecureChannel<B>) {
-    let server = try B.generateX25519KeyPair()
-    var (client, opening) = try SecureChannel<B>.initiator(cipher: cipher, localStatic: try B.generateX25519KeyPair(),
-                                                          remoteStatic: server.publicKey, payload: [])
-    var responder = SecureChannel<B>(responderWith: server, allowed: CipherKind.allCases)
-    guard case .handshakeReceived? = responder.receive(opening).first, case let .send(message2)? = responder.respond(payload: []).first else {
-        throw NoiseError.handshakeNotComplete
-    }
-    #expect(client.receive(message2) == [.established(payload: [])])
-    return (client, responder)
-}
-
 private func runBadFrames<B: CryptoBackend>(_: B.Type) throws {
     for cipher in CipherKind.allCases {
         // Tampering: a changed bit in the ciphertext's first byte, its middle, or the tag's last bit.
         for bit in [16, 40, 23 * 8 - 1] {
-            var (sender, receiver) = try establishedPair(B.self, cipher: cipher)
+            var (sender, receiver) = try establishedChannels(B.self, cipher)
             var frame = try sender.seal(Array("hello".utf8))  // 2 + 5 + 16 = 23 bytes
             frame[bit / 8] ^= 1 << (bit % 8)
             #expect(receiver.receive(frame) == [.fail(.decryption)])
@@ -45,26 +32,26 @@ private func runBadFrames<B: CryptoBackend>(_: B.Type) throws {
         }
         // Replay and reordering.
         do {
-            var (sender, receiver) = try establishedPair(B.self, cipher: cipher)
+            var (sender, receiver) = try establishedChannels(B.self, cipher)
             let first = try sender.seal([1])
             #expect(receiver.receive(first) == [.deliver([1])])
             #expect(receiver.receive(first) == [.fail(.decryption)], "replay")
-            var (sender2, receiver2) = try establishedPair(B.self, cipher: cipher)
+            var (sender2, receiver2) = try establishedChannels(B.self, cipher)
             _ = try sender2.seal([1])
             #expect(receiver2.receive(try sender2.seal([2])) == [.fail(.decryption)], "reordered: the second before the first")
         }
         // Truncation: a frame cut short and the stream ending; a frame shorter than a tag.
         do {
-            var (sender, receiver) = try establishedPair(B.self, cipher: cipher)
+            var (sender, receiver) = try establishedChannels(B.self, cipher)
             let frame = try sender.seal(Array("cut".utf8))
             #expect(receiver.receive(frame.dropLast(3)) == [])
             #expect(receiver.endOfStream() == [.fail(.framing(.truncated(expected: frame.count, available: frame.count - 3)))])
-            var (_, receiver2) = try establishedPair(B.self, cipher: cipher)
+            var (_, receiver2) = try establishedChannels(B.self, cipher)
             #expect(receiver2.receive(try Framing.frame([1, 2, 3])) == [.fail(.decryption)])
         }
         // Oversized: a plaintext over 65519 bytes cannot be sealed; a zero-length frame is refused.
         do {
-            var (sender, receiver) = try establishedPair(B.self, cipher: cipher)
+            var (sender, receiver) = try establishedChannels(B.self, cipher)
             #expect(throws: (any Error).self) { _ = try sender.seal([UInt8](repeating: 0, count: 65520)) }
             #expect(receiver.receive(try sender.seal([UInt8](repeating: 7, count: 65519))).first == .deliver([UInt8](repeating: 7, count: 65519)))
             #expect(receiver.receive([0, 0]) == [.fail(.framing(.zeroLength))])

@@ -1,0 +1,27 @@
+import SecureChatCore
+import SecureChatCrypto
+
+/// Both ends of a completed Noise IK handshake, ready to split into transports.
+func transportPair<B: CryptoBackend>(_: B.Type, _ cipher: CipherKind) throws -> (HandshakeState<B>, HandshakeState<B>) {
+    let noise = try NoiseProtocol(name: SecureChannel<B>.protocolName(cipher))
+    let responderKey = try B.generateX25519KeyPair()
+    var initiator = try HandshakeState<B>(protocol: noise, role: .initiator, prologue: [], localStatic: try B.generateX25519KeyPair(),
+                                          remoteStatic: responderKey.publicKey)
+    var responder = try HandshakeState<B>(protocol: noise, role: .responder, prologue: [], localStatic: responderKey)
+    _ = try responder.readMessage(try initiator.writeMessage(payload: []))
+    _ = try initiator.readMessage(try responder.writeMessage(payload: []))
+    return (initiator, responder)
+}
+
+/// An established pair of SecureChannels: (initiator, responder).
+func establishedChannels<B: CryptoBackend>(_: B.Type, _ cipher: CipherKind = .chaChaPoly) throws -> (SecureChannel<B>, SecureChannel<B>) {
+    let server = try B.generateX25519KeyPair()
+    var (client, opening) = try SecureChannel<B>.initiator(cipher: cipher, localStatic: try B.generateX25519KeyPair(),
+                                                          remoteStatic: server.publicKey, payload: [])
+    var responder = SecureChannel<B>(responderWith: server, allowed: CipherKind.allCases)
+    guard case .handshakeReceived? = responder.receive(opening).first, case let .send(message2)? = responder.respond(payload: []).first,
+          client.receive(message2) == [.established(payload: [])] else {
+        throw NoiseError.handshakeNotComplete
+    }
+    return (client, responder)
+}
