@@ -81,9 +81,11 @@ public final class OpenSSLCipher: Cipher {
                 try check(EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_AEAD_SET_TAG, Int32(AEADSize.tag), tagBytes.baseAddress),
                           "EVP_CTRL_AEAD_SET_TAG")
             }
-            var finalByte: UInt8 = 0
             // EVP_DecryptFinal_ex compares the tag in constant time; 0 means it did not verify.
-            guard EVP_DecryptFinal_ex(context, out ?? withUnsafeMutablePointer(to: &finalByte) { $0 }, &written) == 1 else {
+            // It writes nothing for AEADs but wants a pointer even when the output is empty.
+            var scratch: UInt8 = 0
+            let verified = withUnsafeMutablePointer(to: &scratch) { EVP_DecryptFinal_ex(context, out ?? $0, &written) == 1 }
+            guard verified else {
                 ERR_clear_error()
                 throw CryptoError.authenticationFailed
             }

@@ -8,6 +8,8 @@ public enum ChannelError: Error, Equatable, Sendable, CustomStringConvertible {
     case handshake(NoiseError)
     /// A transport frame failed to decrypt: tampered, replayed, reordered or truncated.
     case decryption
+    /// A message could not be sealed (too long for one frame, or the nonce is spent).
+    case sealing(NoiseError)
     case unexpectedFrame(String)
     case closed
 
@@ -18,6 +20,7 @@ public enum ChannelError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .cipherNotAllowed(name): return "protocol not allowed here: \(name)"
         case let .handshake(error): return "handshake failed: \(error)"
         case .decryption: return "a frame failed to decrypt (tampered, replayed or reordered)"
+        case let .sealing(error): return "cannot seal a message: \(error)"
         case let .unexpectedFrame(why): return "unexpected frame: \(why)"
         case .closed: return "the channel is closed"
         }
@@ -136,13 +139,13 @@ public struct SecureChannel<Backend: CryptoBackend> {
         }
         state = .failed(.closed)  // keeps the transport uniquely referenced while it changes
         defer { state = .established(established) }
-        guard output.count >= Framing.headerSize else { throw ChannelError.framing(.payloadTooLarge(plaintext.count)) }
+        guard output.count >= Framing.headerSize else { throw ChannelError.sealing(.messageTooLong) }
         do {
             let count = try established.transport.seal(plaintext, into: UnsafeMutableRawBufferPointer(rebasing: output[Framing.headerSize...]))
             Framing.writeHeader(count: count, into: output)
             return Framing.headerSize + count
         } catch {
-            throw ChannelError.handshake(error as? NoiseError ?? .messageTooLong)
+            throw ChannelError.sealing(error as? NoiseError ?? .messageTooLong)
         }
     }
 
