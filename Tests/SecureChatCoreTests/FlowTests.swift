@@ -46,6 +46,15 @@ private func runSignUpAndSignIn<B: CryptoBackend>(_: B.Type) throws {
     #expect(second.shown == [.signedIn])
     #expect(world.server.closed[ali.connection] == "replaced by a new sign-in")
     #expect(world.server.online[ali.user]?.connection == second.connection)
+
+    // LOGOUTREQ: the server forgets ali, closes, and tells the others.
+    let bianca = try world.add("bianca")
+    second.absorb(second.client.signOut())
+    world.pump()
+    #expect(second.phase == .idle)
+    #expect(world.server.closed[second.connection] == "signed out")
+    #expect(world.server.online[ali.user] == nil)
+    #expect(bianca.shown.last == .presence(.init(userID: ali.user, status: .offline)))
 }
 
 private func runLookups<B: CryptoBackend>(_: B.Type) throws {

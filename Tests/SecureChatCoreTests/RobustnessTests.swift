@@ -117,7 +117,9 @@ private func runWrongEvents<B: CryptoBackend>(_: B.Type) throws {
     world.server.receive(50, try raw.seal(ControlMessage.presence(.init(userID: bianca.user, status: .online)).encoded()))
     #expect(world.server.closed[50] == "protocol error: PRESENCE is not a request a client may send")
     #expect(world.server.closed[bianca.connection] == nil)
-    #expect(bianca.client.list().count == 1, "bianca's session goes on")
+    world.handle(bianca, bianca.client.list())
+    world.pump()
+    #expect(bianca.shown.last == .users([bianca.user]), "bianca's session goes on")
 }
 
 private func runServerDefences<B: CryptoBackend>(_: B.Type) throws {
@@ -159,10 +161,26 @@ private func runServerDefences<B: CryptoBackend>(_: B.Type) throws {
 
     // A malformed passcode digest is refused without asking the store.
     var session = ServerSession<B>(configuration: configuration, localStatic: identity, acceptedAt: start)
-    var (peer, opening) = try SecureChannel<B>.initiator(cipher: .chaChaPoly, localStatic: try B.generateX25519KeyPair(),
+    let aliKey = try B.generateX25519KeyPair()
+    var (peer, opening) = try SecureChannel<B>.initiator(cipher: .chaChaPoly, localStatic: aliKey,
                                                          remoteStatic: identity.publicKey, payload: [])
     guard case let .send(reply)? = session.receive(opening, now: start).first else { return }
     _ = peer.receive(reply)
-    let actions = session.receive(try peer.seal(ControlMessage.authRequest(.init(userID: UserID("ali")!, passcode: "0023dc6b", port: 1)).encoded()), now: start)
-    #expect(actions.count == 1, "no verifySignIn action")
+    let ali = UserID("ali")!
+    let malformed = session.receive(try peer.seal(ControlMessage.authRequest(.init(userID: ali, passcode: "0023dc6b", port: 1)).encoded()), now: start)
+    guard malformed.count == 1, case let .send(refusal) = malformed[0], case let .deliver(plaintext)? = peer.receive(refusal).first else {
+        Issue.record("expected only a reply, got \(malformed)")
+        return
+    }
+    #expect(try ControlMessage.decode(plaintext) == .authReply(.init(userID: ali, status: .refused, reason: "malformed passcode digest")))
+
+    // Signed in: the idle timeout counts from the last message, and KEEPALIVE resets it.
+    let digest = String(repeating: "d", count: 64)
+    let asked = session.receive(try peer.seal(ControlMessage.authRequest(.init(userID: ali, passcode: digest, port: 1)).encoded()), now: start)
+    #expect(asked == [.verifySignIn(userID: ali, passcode: digest, port: 1, identityKey: aliKey.publicKey)])
+    _ = session.signInAnswered(granted: true)
+    #expect(session.tick(now: start.advanced(by: .seconds(30))) == [], "signed in: the sign-in deadline no longer applies")
+    #expect(session.receive(try peer.seal(ControlMessage.keepAlive.encoded()), now: start.advanced(by: .seconds(50))) == [])
+    #expect(session.tick(now: start.advanced(by: .seconds(100))) == [], "KEEPALIVE at 50 s moved the timeout to 110 s")
+    #expect(session.tick(now: start.advanced(by: .seconds(110))) == [.signedOut(ali), .close(reason: "idle past the timeout")])
 }

@@ -30,6 +30,7 @@ func mapCrypto<T>(_ body: () throws -> T) throws -> T {
     } catch let error as NoiseError {
         throw error
     } catch {
-        preconditionFailure("unexpected error \(error)")
+        // Backends throw only CryptoError; anything else is reported, never a crash.
+        throw NoiseError.crypto(.backendFailure(operation: "unexpected error"))
     }
 }

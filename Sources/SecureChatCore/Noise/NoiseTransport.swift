@@ -30,7 +30,6 @@ public struct NoiseTransport<Backend: CryptoBackend> {
         guard !failed else { throw NoiseError.decryptionFailed }
         guard var state = sending else { throw NoiseError.directionNotAllowed }
         guard plaintext.count <= Self.maximumPlaintext, output.count >= plaintext.count + AEADSize.tag else { throw NoiseError.messageTooLong }
-        sending = nil  // keep the CipherState uniquely referenced while it changes
         defer { sending = state }
         try rekeyIfDue(&state)
         try state.encrypt(associatedData: UnsafeRawBufferPointer(start: nil, count: 0), plaintext: plaintext, into: output)
@@ -46,7 +45,6 @@ public struct NoiseTransport<Backend: CryptoBackend> {
             throw NoiseError.messageTooShort
         }
         guard output.count >= ciphertext.count - AEADSize.tag else { throw NoiseError.messageTooLong }
-        receiving = nil
         defer { receiving = state }
         do {
             try rekeyIfDue(&state)
@@ -63,8 +61,6 @@ public struct NoiseTransport<Backend: CryptoBackend> {
             try state.rekey()
         }
     }
-
-    public var hasFailed: Bool { failed }
 }
 
 extension NoiseTransport {

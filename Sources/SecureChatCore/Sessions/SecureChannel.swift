@@ -83,9 +83,6 @@ public struct SecureChannel<Backend: CryptoBackend> {
 
     private init(state: State) { self.state = state }
 
-    public var isEstablished: Bool { if case .established = state { true } else { false } }
-    public var hasFailed: Bool { if case .failed = state { true } else { false } }
-
     /// Bytes from the stream.
     public mutating func receive<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> [Action] {
         if case let .failed(error) = state { return [.fail(error)] }

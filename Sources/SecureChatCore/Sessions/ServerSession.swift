@@ -93,7 +93,6 @@ public struct ServerSession<Backend: CryptoBackend> {
                 case .send, .established, .deliver:
                     break
                 }
-                if case .ready = state { break }
             }
             if case .handshaking = state { state = .handshaking(handshaking) }
             return actions
@@ -106,11 +105,9 @@ public struct ServerSession<Backend: CryptoBackend> {
                     do {
                         ready.queued.append(try ControlMessage.decode(plaintext))
                     } catch {
-                        state = .ready(ready)
                         return actions + refuse(&ready, "\(error)")
                     }
                     guard ready.queued.count <= Self.maximumQueued else {
-                        state = .ready(ready)
                         return actions + refuse(&ready, "too many requests in flight")
                     }
                 case let .fail(error):
