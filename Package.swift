@@ -2,7 +2,8 @@
 import PackageDescription
 
 // Layers, one direction of dependency:
-//   securechat (CLI) → SecureChatBackends → SecureChatCrypto ← SecureChatOpenSSL / SecureChatGcrypt ← C shims
+//   securechat (CLI) → SecureChatNetwork (SwiftNIO) → SecureChatCore → SecureChatCrypto
+//                    → SecureChatBackends ────────────────────────────→ SecureChatCrypto ← SecureChatOpenSSL / SecureChatGcrypt ← C shims
 // See docs/ARCHITECTURE.md.
 let strictSwift: [SwiftSetting] = [.swiftLanguageMode(.v6)]
 
@@ -13,9 +14,12 @@ let package = Package(
         .library(name: "SecureChatCrypto", targets: ["SecureChatCrypto"]),
         .library(name: "SecureChatBackends", targets: ["SecureChatBackends"]),
         .library(name: "SecureChatCore", targets: ["SecureChatCore"]),
+        .library(name: "SecureChatNetwork", targets: ["SecureChatNetwork"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
     ],
     targets: [
         // libcrypto (apt: libssl-dev), imported as a system library.
@@ -33,6 +37,15 @@ let package = Package(
                 dependencies: ["SecureChatCrypto", "CGcrypt"], swiftSettings: strictSwift),
         // The protocol core: Noise, frames, messages and state machines. Imports the crypto API only.
         .target(name: "SecureChatCore", dependencies: ["SecureChatCrypto"], swiftSettings: strictSwift),
+        // Sockets, files and timers: the server and the peer over SwiftNIO, driving the core's state machines.
+        .target(name: "SecureChatNetwork",
+                dependencies: [
+                    "SecureChatCore", "SecureChatCrypto",
+                    .product(name: "NIOCore", package: "swift-nio"),
+                    .product(name: "NIOPosix", package: "swift-nio"),
+                    .product(name: "Logging", package: "swift-log"),
+                ],
+                swiftSettings: strictSwift),
         // Names the backends, picks one at start, and checks them (selftest).
         .target(name: "SecureChatBackends",
                 dependencies: ["SecureChatCrypto", "SecureChatOpenSSL", "SecureChatGcrypt"],
@@ -42,7 +55,9 @@ let package = Package(
                           dependencies: [
                               "SecureChatBackends",
                               "SecureChatCore",
+                              "SecureChatNetwork",
                               .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                              .product(name: "Logging", package: "swift-log"),
                           ],
                           swiftSettings: strictSwift),
 
@@ -50,6 +65,12 @@ let package = Package(
         .target(name: "CAllocationCounter", path: "Tests/CAllocationCounter"),
         .testTarget(name: "SecureChatCoreTests",
                     dependencies: ["SecureChatCore", "SecureChatCrypto", "SecureChatBackends", "CAllocationCounter"],
+                    swiftSettings: strictSwift),
+        .testTarget(name: "SecureChatNetworkTests",
+                    dependencies: ["SecureChatNetwork", "SecureChatCore", "SecureChatCrypto", "SecureChatBackends",
+                                   .product(name: "NIOCore", package: "swift-nio"),
+                                   .product(name: "NIOPosix", package: "swift-nio"),
+                                   .product(name: "Logging", package: "swift-log")],
                     swiftSettings: strictSwift),
         .testTarget(name: "SecureChatCryptoTests",
                     dependencies: ["SecureChatCrypto", "SecureChatBackends"],

@@ -2,14 +2,14 @@ import ArgumentParser
 import SecureChatBackends
 
 @main
-struct SecureChat: ParsableCommand {
+struct SecureChat: AsyncParsableCommand {
     static let version = "0.1.0"
 
     static let configuration = CommandConfiguration(
         commandName: "securechat",
         abstract: "End-to-end encrypted chat: a rendezvous server and peers that talk directly (Noise IK).",
         version: version,
-        subcommands: [VersionCommand.self, SelfTestCommand.self]
+        subcommands: [ServeCommand.self, UserCommand.self, SelfTestCommand.self, VersionCommand.self]
     )
 }
 

@@ -28,7 +28,7 @@ private func runBadFrames<B: CryptoBackend>(_: B.Type) throws {
             frame[bit / 8] ^= 1 << (bit % 8)
             #expect(receiver.receive(frame) == [.fail(.decryption)])
             #expect(receiver.receive(try sender.seal([1])) == [.fail(.decryption)], "failed stays failed")
-            #expect(throws: ChannelError.decryption) { _ = try receiver.seal([1]) }
+            #expect(throws: SecureChannelError.decryption) { _ = try receiver.seal([1]) }
         }
         // Replay and reordering.
         do {

@@ -1,7 +1,7 @@
 import SecureChatCrypto
 
 /// Why a channel closed. Safe to log: no key material, no message content.
-public enum ChannelError: Error, Equatable, Sendable, CustomStringConvertible {
+public enum SecureChannelError: Error, Equatable, Sendable, CustomStringConvertible {
     case framing(FrameError)
     case badHello(String)
     case cipherNotAllowed(String)
@@ -40,7 +40,7 @@ public struct SecureChannel<Backend: CryptoBackend> {
         /// A transport message's plaintext.
         case deliver([UInt8])
         /// Close the connection.
-        case fail(ChannelError)
+        case fail(SecureChannelError)
     }
 
     private struct AwaitingHello { let localStatic: X25519KeyPair; let allowed: [CipherKind] }
@@ -55,7 +55,7 @@ public struct SecureChannel<Backend: CryptoBackend> {
         case awaitingDecision(AwaitingDecision)
         case awaitingMessage2(AwaitingMessage2)
         case established(Established)
-        case failed(ChannelError)
+        case failed(SecureChannelError)
     }
 
     private var state: State
@@ -132,17 +132,17 @@ public struct SecureChannel<Backend: CryptoBackend> {
     public mutating func sealFrame(_ plaintext: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws -> Int {
         guard case var .established(established) = state else {
             if case let .failed(error) = state { throw error }
-            throw ChannelError.unexpectedFrame("the handshake is not complete")
+            throw SecureChannelError.unexpectedFrame("the handshake is not complete")
         }
         state = .failed(.closed)  // keeps the transport uniquely referenced while it changes
         defer { state = .established(established) }
-        guard output.count >= Framing.headerSize else { throw ChannelError.sealing(.messageTooLong) }
+        guard output.count >= Framing.headerSize else { throw SecureChannelError.sealing(.messageTooLong) }
         do {
             let count = try established.transport.seal(plaintext, into: UnsafeMutableRawBufferPointer(rebasing: output[Framing.headerSize...]))
             Framing.writeHeader(count: count, into: output)
             return Framing.headerSize + count
         } catch {
-            throw ChannelError.sealing(error as? NoiseError ?? .messageTooLong)
+            throw SecureChannelError.sealing(error as? NoiseError ?? .messageTooLong)
         }
     }
 
@@ -203,7 +203,7 @@ public struct SecureChannel<Backend: CryptoBackend> {
         }
     }
 
-    private mutating func fail(_ error: ChannelError) -> [Action] {
+    private mutating func fail(_ error: SecureChannelError) -> [Action] {
         state = .failed(error)
         return [.fail(error)]
     }

@@ -70,6 +70,17 @@ public struct ServerSession<Backend: CryptoBackend> {
     public var signedInUser: UserID? { if case let .ready(ready) = state { ready.signedIn } else { nil } }
     public var isClosed: Bool { if case .closed = state { true } else { false } }
 
+    /// When `tick` next has something to check: the sign-in deadline, or the idle timeout once
+    /// signed in; nil when closed. The caller sets one timer for it.
+    public var nextDeadline: Instant? {
+        switch state {
+        case .handshaking: return deadline
+        case let .ready(ready):
+            return ready.signedIn == nil ? deadline : ready.lastActivity.advanced(by: configuration.idleTimeout)
+        case .closed: return nil
+        }
+    }
+
     // MARK: Events
 
     public mutating func receive<Bytes: Sequence<UInt8>>(_ bytes: Bytes, now: Instant) -> [Action] {

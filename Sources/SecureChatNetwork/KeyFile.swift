@@ -1,0 +1,40 @@
+import SecureChatCore
+import SecureChatCrypto
+
+/// A static X25519 private key in a private file (mode 0600): one line, base64. Created on first
+/// use; a file others can read is refused, as ssh does, because the key is then not secret.
+public enum KeyFile {
+    public static func loadOrCreate<Backend: CryptoBackend>(_ path: String, backend: Backend.Type)
+        throws -> (keyPair: X25519KeyPair, created: Bool)
+    {
+        guard var contents = try Files.readIfPresent(path) else {
+            let keyPair = try Backend.generateX25519KeyPair()
+            var raw = keyPair.privateKey.withUnsafeBytes { Array($0) }
+            var line = Array(Base64.encode(raw).utf8) + [0x0A]
+            defer {
+                raw.withUnsafeMutableBytes(secureWipe)
+                line.withUnsafeMutableBytes(secureWipe)
+            }
+            try Files.writeAtomically(line, to: path, mode: 0o600)
+            return (keyPair, true)
+        }
+        defer { contents.withUnsafeMutableBytes(secureWipe) }
+        if let mode = Files.permissions(path), mode & 0o077 != 0 {
+            throw FileError("\(path) is readable by other users (mode \(String(mode, radix: 8))); run: chmod 600 \(path)")
+        }
+        let text = String(decoding: contents, as: UTF8.self).trimmingTrailingNewline
+        guard var privateBytes = Base64.decode(text), privateBytes.count == 32 else {
+            throw FileError("\(path) does not hold a securechat key (one line of base64, 32 bytes)")
+        }
+        defer { privateBytes.withUnsafeMutableBytes(secureWipe) }
+        return (try Backend.x25519KeyPair(privateKey: SecretBytes(privateBytes)), false)
+    }
+}
+
+extension String {
+    var trimmingTrailingNewline: String {
+        var text = Substring(self)
+        while let last = text.last, last == "\n" || last == "\r\n" || last == "\r" { text = text.dropLast() }
+        return String(text)
+    }
+}
