@@ -20,3 +20,4 @@ if grep -q '^vectors: NOT RUN' .build/test-output.txt; then
 fi
 
 scripts/build-static.sh .build/securechat-static
+scripts/interop-test.sh .build/securechat-static

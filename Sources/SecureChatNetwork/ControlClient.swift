@@ -63,8 +63,11 @@ public struct ControlConnection<Backend: CryptoBackend>: ~Copyable {
 
     /// The frame that would carry `message`, not sent (the nonce is used): for tests that
     /// tamper with or replay frames.
-    public mutating func sealed(_ message: ControlMessage) throws -> [UInt8] {
-        do { return try channel.seal(message.encoded()) } catch let error as SecureChannelError { throw Failure.channel(error) }
+    public mutating func sealed(_ message: ControlMessage) throws -> [UInt8] { try sealedRaw(message.encoded()) }
+
+    /// Any plaintext sealed into a frame, not sent: for tests that send malformed messages.
+    public mutating func sealedRaw(_ plaintext: [UInt8]) throws -> [UInt8] {
+        do { return try channel.seal(plaintext) } catch let error as SecureChannelError { throw Failure.channel(error) }
     }
 
     /// Bytes written as they are, bypassing the channel: for tests of a misbehaving client.

@@ -1,0 +1,182 @@
+import NIOCore
+import SecureChatCore
+import SecureChatCrypto
+import SecureChatNetwork
+import Testing
+
+/// Every bad input closes only its own connection, with a log line, while a good client beside
+/// it keeps getting answers; plus the limits: rate, deadline, connection cap.
+@Suite("Server defences")
+struct ServerDefenceTests {
+    /// A misbehaving client: sends something, and the server must close it.
+    struct Misbehaviour: Sendable, CustomStringConvertible {
+        var description: String
+        /// The reason the server logs when it closes the connection (a prefix).
+        var loggedReason: String
+        var act: @Sendable (TestServer) async throws -> Void
+    }
+
+    static func framed(_ body: [UInt8]) -> [UInt8] { [UInt8(body.count >> 8), UInt8(body.count & 0xFF)] + body }
+
+    /// Raw bytes on a fresh connection; the server must close it.
+    static func raw(_ description: String, _ reason: String, _ bytes: [UInt8]) -> Misbehaviour {
+        Misbehaviour(description: description, loggedReason: reason) { server in
+            let answer = try await sendRawAndAwaitClose(bytes, to: server.address)
+            #expect(answer != nil, "\(description): the server did not close the connection")
+        }
+    }
+
+    /// After a good handshake, `frame` builds what the client sends; the server must close.
+    static func afterHandshake(_ description: String, _ reason: String,
+                               _ frame: @escaping @Sendable (inout ControlConnection<TestBackend>) throws -> [UInt8]) -> Misbehaviour {
+        Misbehaviour(description: description, loggedReason: reason) { server in
+            try await server.connect { connection in
+                try await connection.sendRaw(try frame(&connection))
+                await #expect(throws: (any Error).self, "\(description): the server did not close the connection") {
+                    while true { _ = try await connection.receive() }
+                }
+            }
+        }
+    }
+
+    static let hello = Array(#"{"msgtype":"HELLO","version":1,"noise":"Noise_IK_25519_ChaChaPoly_SHA256"}"#.utf8)
+    static let lookup = ControlMessage.lookupRequest(.init(userID: UserID("ali")!, lookup: UserID("ali")!))
+
+    static let misbehaviours: [Misbehaviour] = [
+        raw("garbage bytes", "handshake: bad HELLO", Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8) + [UInt8](repeating: 0x41, count: 20_000)),
+        raw("an unsupported HELLO", "handshake: protocol not allowed",
+            framed(Array(#"{"msgtype":"HELLO","version":1,"noise":"Noise_XX_25519_ChaChaPoly_SHA256"}"#.utf8))),
+        raw("a HELLO of a later version", "handshake: bad HELLO",
+            framed(Array(#"{"msgtype":"HELLO","version":2,"noise":"Noise_IK_25519_ChaChaPoly_SHA256"}"#.utf8))),
+        raw("a HELLO that is not JSON", "handshake: bad HELLO", framed(Array("hello there".utf8))),
+        raw("a zero-length frame", "handshake: framing error", [0, 0]),
+        raw("a handshake message of random bytes", "handshake: handshake failed",
+            framed(hello) + framed([UInt8](repeating: 7, count: 96))),
+        Misbehaviour(description: "a handshake to the wrong server key", loggedReason: "handshake: handshake failed") { server in
+            let wrongKey = try TestBackend.generateX25519KeyPair().publicKey
+            await #expect(throws: (any Error).self) {
+                try await ControlConnection<TestBackend>.with(server.address, serverKey: wrongKey,
+                                                              identity: try TestBackend.generateX25519KeyPair(),
+                                                              group: testGroup) { _ in }
+            }
+        },
+        afterHandshake("a tampered frame", "a frame failed to decrypt") { connection in
+            var frame = try connection.sealed(lookup)
+            frame[frame.count - 3] ^= 0x01
+            return frame
+        },
+        afterHandshake("a replayed frame", "a frame failed to decrypt") { connection in
+            let frame = try connection.sealed(lookup)
+            return frame + frame
+        },
+        Misbehaviour(description: "a frame cut short, then the end of the stream", loggedReason: "connection closed inside a frame") { server in
+            try await server.connect { connection in try await connection.sendRaw(Array(try connection.sealed(lookup).dropLast(5))) }
+        },
+        afterHandshake("bad JSON", "protocol error: ") { connection in
+            try connection.sealedRaw(Array(#"{"msgtype":"LOOKUPREQ","userid":"ali""#.utf8))
+        },
+        afterHandshake("a field of the wrong type", "protocol error: ") { connection in
+            try connection.sealedRaw(Array(#"{"msgtype":"LOOKUPREQ","userid":42,"lookup":"ali"}"#.utf8))
+        },
+        afterHandshake("an oversized message", "protocol error: ") { connection in
+            try connection.sealedRaw(Array(#"{"msgtype":"KEEPALIVE","pad":""#.utf8) + [UInt8](repeating: 0x61, count: 5000) + Array(#""}"#.utf8))
+        },
+        afterHandshake("a message only the server may send", "protocol error: ") { connection in
+            try connection.sealed(.authReply(.init(userID: UserID("ali")!, status: .granted)))
+        },
+    ]
+
+    @Test("each bad input closes only its connection, is logged, and a good client is served throughout",
+          arguments: misbehaviours)
+    func misbehavingClient(_ misbehaviour: Misbehaviour) async throws {
+        let server = try await TestServer.start()
+        defer { Task { await server.stop() } }
+        try await server.connect { good in
+            _ = try await good.signUp("ali", "sesame")
+            #expect(try await good.signIn("ali", "sesame") == .granted("ali"))
+            for _ in 0..<3 {
+                try await misbehaviour.act(server)
+                guard case let .lookupReply(reply) = try await good.lookup("ali", as: "ali") else {
+                    Issue.record("the good client got no lookup reply")
+                    return
+                }
+                #expect(reply.found?.answer == UserID("ali"))
+            }
+        }
+        let logged = await eventually {
+            server.log.all.filter { $0.message == "connection closed" && ($0.metadata["reason"] ?? "").hasPrefix(misbehaviour.loggedReason) }.count >= 3
+        }
+        #expect(logged, "expected 3 log lines with reason \(misbehaviour.loggedReason); log:\n\(server.log.text)")
+    }
+
+    @Test("failed sign-ins are limited per user: a limited attempt is refused without hashing, even with the right passcode")
+    func rateLimitPerUser() async throws {
+        let server = try await TestServer.start { $0.signInLimits.failuresPerUser = 3 }
+        defer { Task { await server.stop() } }
+        try await server.connect { client in
+            _ = try await client.signUp("ali", "sesame")
+            for _ in 0..<3 { #expect(try await client.signIn("ali", "wrong") == .refused("ali")) }
+            #expect(try await client.signIn("ali", "sesame") == .refused("ali"))
+        }
+        #expect(server.log.count("sign-in refused", ["reason": "too many failed sign-ins"]) == 1)
+        #expect(server.log.count("sign-in refused", ["reason": "wrong user ID or passcode"]) == 3)
+    }
+
+    @Test("failed sign-ins are limited per source address, across user IDs")
+    func rateLimitPerAddress() async throws {
+        let server = try await TestServer.start { $0.signInLimits.failuresPerAddress = 4 }
+        defer { Task { await server.stop() } }
+        try await server.connect { client in
+            _ = try await client.signUp("ali", "sesame")
+            for index in 0..<4 { #expect(try await client.signIn("guess\(index)", "x") == .refused("guess\(index)")) }
+            #expect(try await client.signIn("ali", "sesame") == .refused("ali"))
+        }
+        #expect(server.log.contains("sign-in refused", ["user": "ali", "reason": "too many failed sign-ins"]))
+    }
+
+    @Test("a client that does not finish handshake and sign-in within the deadline is closed")
+    func signInDeadline() async throws {
+        let server = try await TestServer.start { $0.signInDeadline = .milliseconds(300) }
+        defer { Task { await server.stop() } }
+        // Silent: connects and sends nothing.
+        #expect(try await sendRawAndAwaitClose([], to: server.address, seconds: 5) != nil)
+        // Slow: finishes the handshake but never signs in.
+        try await server.connect { client in
+            await #expect(throws: ControlConnection<TestBackend>.Failure.closedByServer) { try await client.receive() }
+        }
+        #expect(server.log.contains("connection closed", ["reason": "no handshake and sign-in before the deadline"]))
+        #expect(server.log.contains("connection closed", ["reason": "no sign-in before the deadline"]))
+    }
+
+    @Test("a signed-in session idle past the timeout is closed; KEEPALIVE keeps it")
+    func idleTimeout() async throws {
+        let server = try await TestServer.start { $0.idleTimeout = .milliseconds(600) }
+        defer { Task { await server.stop() } }
+        try await server.connect { client in
+            _ = try await client.signUp("ali", "sesame")
+            _ = try await client.signIn("ali", "sesame")
+            for _ in 0..<4 {
+                try await Task.sleep(for: .milliseconds(300))
+                try await client.send(.keepAlive)
+            }
+            #expect(server.server.signedInUsers == [UserID("ali")!], "KEEPALIVE kept the session")
+            await #expect(throws: ControlConnection<TestBackend>.Failure.closedByServer) { try await client.receive() }
+        }
+        #expect(server.log.contains("connection closed", ["reason": "idle past the timeout"]))
+    }
+
+    @Test("past the connection cap new connections are closed at once, and others go on")
+    func connectionCap() async throws {
+        let server = try await TestServer.start { $0.maximumConnections = 2 }
+        defer { Task { await server.stop() } }
+        try await server.connect { first in
+            _ = try await first.signUp("ali", "sesame")
+            try await server.connect { second in
+                _ = try await second.signUp("bianca", "sesame")
+                #expect(try await sendRawAndAwaitClose([], to: server.address, seconds: 5) == [])
+                #expect(try await first.signIn("ali", "sesame") == .granted("ali"))
+            }
+        }
+        #expect(server.log.contains("connection refused: at the connection cap"))
+    }
+}
