@@ -7,7 +7,9 @@ import NIOPosix
 import SecureChatBackends
 import SecureChatCore
 import SecureChatCrypto
+import SecureChatGcrypt
 import SecureChatNetwork
+import SecureChatOpenSSL
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -42,7 +44,12 @@ struct ServeCommand: AsyncParsableCommand {
         if let backend { settings.backend = backend }
         if let cipher { settings.server.allowedCiphers = [cipher] }
         startLogging(level: settings.logLevel)
-        try await serve(settings, backend: settings.backend.implementation)
+        // A switch with concrete types, not the existential: lets the compiler specialise the
+        // generic server for each backend.
+        switch settings.backend {
+        case .openssl: try await serve(settings, backend: OpenSSLBackend.self)
+        case .gcrypt: try await serve(settings, backend: GcryptBackend.self)
+        }
     }
 
     private func serve<Backend: CryptoBackend>(_ settings: ServerSettings, backend: Backend.Type) async throws {

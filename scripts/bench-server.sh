@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Server benchmark (issue 4): lookups per second with 50 signed-in clients against Redis GET with
+# 50 clients on the same machine in the same run, and resident memory per idle signed-in session.
+# Usage: scripts/bench-server.sh [SECONDS] [IDLE_SESSIONS]   (defaults 10 and 10000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-10}
+sessions=${2:-10000}
+clients=50
+
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v redis-benchmark >/dev/null || missing+=(redis-tools)
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd=sudo
+  $sudo_cmd apt-get update -qq && $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+swift build -c release --product securechat >/dev/null
+swift build -c release --product securechat-load >/dev/null
+bin=$(swift build -c release --show-bin-path)
+ulimit -n "$(ulimit -Hn)"   # 10,000 sessions need 10,000 descriptors per process
+
+work=$(mktemp -d)
+server_pid=""; redis_pid=""; idle_pid=""
+cleanup() {
+  for pid in $idle_pid $server_pid $redis_pid; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "preparing $((sessions + clients)) accounts (scrypt N=2^10 for the benchmark)..."
+"$bin/securechat-load" prepare --data-dir "$work/data" --users $((sessions + clients))
+cat > "$work/server.conf" <<CONF
+listen = 127.0.0.1:0
+data-dir = $work/data
+scrypt-log-n = 10
+presence = no
+max-connections = 30000
+failed-signins-per-address = 100000
+log-level = warning
+CONF
+mkfifo "$work/server.out"
+"$bin/securechat" serve --config "$work/server.conf" >"$work/server.out" 2>"$work/server.log" &
+server_pid=$!
+exec 3<"$work/server.out"
+read -r start_line <&3
+address=$(sed -E 's/.*listening on ([0-9.]+:[0-9]+),.*/\1/' <<<"$start_line")
+key=$(sed -E 's/.*, key ([A-Za-z0-9+/=]{44}).*/\1/' <<<"$start_line")
+
+echo "securechat: $clients clients doing lookups for $seconds s..."
+lookups=$("$bin/securechat-load" lookups --server "$address" --server-key "$key" --clients $clients --seconds "$seconds")
+echo "  $lookups"
+lookup_rate=$(sed -E 's/.*= ([0-9]+) per second.*/\1/' <<<"$lookups")
+
+redis_port=$((20000 + RANDOM % 20000))
+redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --daemonize no >/dev/null &
+redis_pid=$!
+for _ in $(seq 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+redis-cli -p "$redis_port" set key:__rand_int__ value >/dev/null
+echo "redis: redis-benchmark GET with $clients clients..."
+redis_out=$(redis-benchmark -p "$redis_port" -c $clients -n $((seconds * 60000)) -t get -q 2>/dev/null | tr '\r' '\n' | grep -E '^GET: [0-9.]+ requests per second' | tail -1)
+echo "  $redis_out"
+redis_rate=$(sed -E 's/GET: ([0-9.]+) requests.*/\1/' <<<"$redis_out")
+
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$server_pid/status"; }
+before=$(rss_kib)
+echo "idle: signing in $sessions sessions..."
+mkfifo "$work/idle.out"
+"$bin/securechat-load" idle --server "$address" --server-key "$key" --sessions "$sessions" >"$work/idle.out" &
+idle_pid=$!
+exec 4<"$work/idle.out"
+read -r ready_line <&4
+sleep 1
+after=$(rss_kib)
+per_session=$(( (after - before) * 1024 / sessions ))
+
+ratio=$(awk -v a="$lookup_rate" -v b="$redis_rate" 'BEGIN { printf "%.2f", a / b }')
+cat <<REPORT | tee .build/bench-server.txt
+
+securechat server benchmark ($(nproc) CPUs, $(date -u +%Y-%m-%d))
+  lookups/s, $clients clients:      $lookup_rate
+  redis GET/s, $clients clients:    ${redis_rate%.*}
+  ratio (goal >= 0.70):     $ratio
+  idle sessions:            $sessions ($ready_line)
+  server RSS before/after:  $before KiB / $after KiB
+  RSS per idle session:     $per_session bytes (goal <= 16384)
+REPORT
