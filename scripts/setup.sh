@@ -2,7 +2,7 @@
 # Installs the Debian packages securechat needs to build and test, only those that are missing.
 set -euo pipefail
 
-packages=(libssl-dev libgcrypt20-dev libgpg-error-dev pkg-config file binutils python3-venv)
+packages=(libssl-dev libgcrypt20-dev libgpg-error-dev pkg-config file binutils python3-venv tmux)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -9,13 +9,15 @@ final class Console: Sendable {
     private static let prompt = "> "
     /// The line being typed (terminal only), as UTF-8 bytes.
     private let typing = Mutex<[UInt8]>([])
+    /// Whether the line editor is running (and so owns the last line of the screen).
+    private let editing = Atomic<Bool>(false)
     private let saved = Mutex<termios?>(nil)
 
     init() { interactive = Terminal.isInteractive }
 
     /// Shows one event line.
     func show(_ line: String) {
-        guard interactive else { return Output.line(line) }
+        guard interactive, editing.load(ordering: .relaxed) else { return Output.line(line) }
         typing.withLock { typed in
             Output.write(STDOUT_FILENO, "\r\u{1B}[K" + line + "\n" + Self.prompt + String(decoding: typed, as: UTF8.self))
         }
@@ -28,6 +30,7 @@ final class Console: Sendable {
 
     /// Puts the terminal back as it was (echo, line editing).
     func restore() {
+        editing.store(false, ordering: .relaxed)
         saved.withLock { saved in
             guard var original = saved else { return }
             tcsetattr(STDIN_FILENO, TCSANOW, &original)
@@ -63,7 +66,10 @@ final class Console: Sendable {
         raw.c_lflag &= ~tcflag_t(ICANON | ECHO)
         tcsetattr(STDIN_FILENO, TCSANOW, &raw)
         defer { restore() }
-        Output.write(STDOUT_FILENO, Self.prompt)
+        typing.withLock { _ in
+            editing.store(true, ordering: .relaxed)
+            Output.write(STDOUT_FILENO, Self.prompt)
+        }
         while true {
             var byte: UInt8 = 0
             let count = read(STDIN_FILENO, &byte, 1)

@@ -18,7 +18,8 @@ struct PeerCommand: AsyncParsableCommand {
             The passcode comes from the terminal (no echo), else SECURECHAT_PASSCODE, else \
             --passcode-file; never from an argument.
 
-            Commands: /chat NAME, /list, /hangup, /fingerprint [NAME], /trust NAME, /quit, /help. \
+            Commands: /chat NAME, /list, /hangup, /fingerprint [NAME], /trust NAME, /quit, /help; \
+            /accept and /reject when the config says `answer = ask`. \
             Any other line while chatting is sent. Ctrl-C while chatting hangs up; Ctrl-C or end \
             of input otherwise quits. With standard input not a terminal, every event is one \
             line on standard output (`NAME> text`, `Hang up`, status lines).
@@ -72,6 +73,7 @@ struct PeerSettings {
     var allowedCiphers = CipherKind.allCases
     var signUp = false
     var callOnStart: UserID?
+    var askBeforeAnswering = false
     var keepAlive: Duration = .seconds(60)
     var reconnectMaximum: Duration = .seconds(30)
 
@@ -87,6 +89,9 @@ struct PeerSettings {
         if let cipher = try file.cipher("cipher") { self.cipher = cipher }
         if let ciphers = try file.take("accept-ciphers", expected: "a comma-separated list of chachapoly and aesgcm",
                                        ServerSettings.parseCiphers) { allowedCiphers = ciphers }
+        if let ask = try file.take("answer", expected: "auto or ask", { ["auto": false, "ask": true][$0] }) {
+            askBeforeAnswering = ask
+        }
         if let interval = try file.duration("keepalive") { keepAlive = interval }
         if let maximum = try file.duration("reconnect-max") { reconnectMaximum = maximum }
         try file.requireAllUsed()
@@ -140,6 +145,7 @@ struct PeerRunner<Backend: CryptoBackend> {
         configuration.cipher = settings.cipher
         configuration.allowedCiphers = settings.allowedCiphers
         configuration.callOnStart = settings.callOnStart
+        configuration.askBeforeAnswering = settings.askBeforeAnswering
         configuration.keepAliveInterval = settings.keepAlive
         configuration.reconnectDelays.maximum = settings.reconnectMaximum
 
@@ -233,9 +239,11 @@ struct PeerRunner<Backend: CryptoBackend> {
         case "/hangup": return .hangUp
         case "/fingerprint": return words.count == 1 ? .fingerprint(nil) : name().map { .fingerprint($0) }
         case "/trust": return name().map { .trust($0) }
+        case "/accept": return .accept
+        case "/reject": return .reject
         case "/quit": return .quit
         default:
-            console.show("commands: /chat NAME, /list, /hangup, /fingerprint [NAME], /trust NAME, /quit")
+            console.show("commands: /chat NAME, /list, /hangup, /fingerprint [NAME], /trust NAME, /accept, /reject, /quit")
             return nil
         }
     }

@@ -7,6 +7,8 @@ public enum CallRefusal: String, Sendable, CaseIterable {
     case keyMismatch = "the caller's key does not match the server's record"
     case pinnedKeyChanged = "the caller's key differs from the key pinned for them"
     case busy = "busy"
+    /// The user was asked (config `answer = ask`) and said no, or did not answer in time.
+    case declined = "declined"
 }
 
 
@@ -110,23 +112,23 @@ public struct PeerConnection<Backend: CryptoBackend> {
 
     /// The responder's lookup came back: check the caller and answer (PROTOCOL.md §5.2–3).
     public mutating func lookupAnswered(_ reply: ControlMessage.LookupReply, pinnedKey: X25519PublicKey?, busy: Bool) -> [Action] {
+        answer(refusal: check(reply, pinnedKey: pinnedKey, busy: busy))
+    }
+
+    /// The checks of PROTOCOL.md §5.2 for the caller being checked: nil when all hold. For a peer
+    /// that asks its user first: check, ask, then `answer`.
+    public func check(_ reply: ControlMessage.LookupReply, pinnedKey: X25519PublicKey?, busy: Bool) -> CallRefusal? {
+        guard case let .checkingCaller(checking) = state else { return .notSignedIn }
+        guard let found = reply.found, found.answer == checking.caller else { return .notSignedIn }
+        if found.address != checking.sourceAddress { return .addressMismatch }
+        if Base64.decode(found.encryptionKey) != checking.key.bytes { return .keyMismatch }
+        if let pinnedKey, pinnedKey != checking.key { return .pinnedKeyChanged }
+        return busy ? .busy : nil
+    }
+
+    /// Accepts the call (nil) or refuses it, with CONNECTREPLY in handshake message 2.
+    public mutating func answer(refusal: CallRefusal?) -> [Action] {
         guard case var .checkingCaller(checking) = state else { return [] }
-        let refusal: CallRefusal?
-        if let found = reply.found, found.answer == checking.caller {
-            if found.address != checking.sourceAddress {
-                refusal = .addressMismatch
-            } else if Base64.decode(found.encryptionKey) != checking.key.bytes {
-                refusal = .keyMismatch
-            } else if let pinnedKey, pinnedKey != checking.key {
-                refusal = .pinnedKeyChanged
-            } else if busy {
-                refusal = .busy
-            } else {
-                refusal = nil
-            }
-        } else {
-            refusal = .notSignedIn
-        }
         let reply = ControlMessage.connectReply(.init(status: refusal == nil ? .accepted : .refused, reason: refusal?.rawValue))
         var actions = [Action]()
         for action in checking.channel.respond(payload: reply.encoded()) {
@@ -224,7 +226,7 @@ public struct PeerConnection<Backend: CryptoBackend> {
                     return actions + close("bad chat record: \(error)")
                 }
             case let .fail(error):
-                return actions + close(error == .decryption ? "a frame was tampered with; chat ended" : "\(error)")
+                return actions + close(error == .decryption ? "a frame was tampered with, replayed or reordered" : "\(error)")
             case .send, .handshakeReceived:
                 break
             }

@@ -19,6 +19,11 @@ public struct PeerConfiguration: Sendable {
     public var knownPeersPath: String
     /// Call this user as soon as signed in.
     public var callOnStart: UserID?
+    /// Ask the user (/accept, /reject) before answering a call that passed the checks, instead
+    /// of accepting it at once (the seed's behaviour, the default).
+    public var askBeforeAnswering = false
+    /// How long an asked call waits for the user before it is declined.
+    public var answerTimeout: Duration = .seconds(30)
     public var keepAliveInterval: Duration = .seconds(60)
     public var reconnectDelays = ReconnectDelays()
 
@@ -68,6 +73,9 @@ public enum PeerRequest: Sendable, Equatable {
     case hangUp
     case fingerprint(UserID?)
     case trust(UserID)
+    /// Answer the call waiting for the user (config `answer = ask`).
+    case accept
+    case reject
     case text(String)
     /// Ctrl-C: hang up when chatting, otherwise quit.
     case interrupt

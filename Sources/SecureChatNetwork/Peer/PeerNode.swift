@@ -17,6 +17,8 @@ public final class PeerNode<Backend: CryptoBackend> {
         var chatting = false
         /// The caller's key as the server gave it (and the handshake proved): pinned on first contact.
         var callerKey: X25519PublicKey?
+        /// A checked call waiting for /accept or /reject (config `answer = ask`).
+        var awaitingUser = false
     }
 
     private let configuration: PeerConfiguration
@@ -342,11 +344,30 @@ public final class PeerNode<Backend: CryptoBackend> {
     /// The server answered our lookup for a caller: let the connection decide (§5.2).
     private func incomingLookedUp(_ user: UserID, _ reply: ControlMessage.LookupReply) {
         guard let (id, call) = calls.first(where: { !$0.value.outgoing && !$0.value.chatting && $0.value.peer == user }) else { return }
-        let busy = (session?.isBusy ?? false) || calls.contains { $0.key != id && $0.value.chatting }
-        var connection = call.connection
-        let actions = connection.lookupAnswered(reply, pinnedKey: pinnedKeys[user], busy: busy)
-        calls[id]?.connection = connection
         calls[id]?.callerKey = reply.found.flatMap { Base64.decode($0.encryptionKey) }.flatMap { try? X25519PublicKey(bytes: $0) }
+        let refusal = call.connection.check(reply, pinnedKey: pinnedKeys[user], busy: isBusy(besides: id))
+        guard refusal == nil, configuration.askBeforeAnswering, let key = calls[id]?.callerKey else {
+            return answer(id, refusal: refusal)
+        }
+        calls[id]?.awaitingUser = true
+        emit(.info("\(user) is calling (fingerprint \(fingerprint(key))): /accept or /reject"))
+        let bound = loopBound
+        eventLoop.scheduleTask(in: .nanoseconds(configuration.answerTimeout.nanoseconds)) {
+            guard bound.value.calls[id]?.awaitingUser == true else { return }
+            bound.value.emit(.info("missed call from \(user)"))
+            bound.value.answer(id, refusal: .declined)
+        }
+    }
+
+    private func isBusy(besides id: Int) -> Bool {
+        (session?.isBusy ?? false) || calls.contains { $0.key != id && $0.value.chatting }
+    }
+
+    private func answer(_ id: Int, refusal: CallRefusal?) {
+        guard var call = calls[id] else { return }
+        call.awaitingUser = false
+        let actions = call.connection.answer(refusal: refusal)
+        calls[id] = call
         perform(actions, call: id)
     }
 
@@ -437,6 +458,9 @@ public final class PeerNode<Backend: CryptoBackend> {
             let actions = call.connection.sendText(line)
             calls[id] = call
             perform(actions, call: id)
+        case .accept, .reject:
+            guard let id = calls.first(where: { $0.value.awaitingUser })?.key else { return emit(.info("nobody is calling")) }
+            answer(id, refusal: command == .reject ? .declined : isBusy(besides: id) ? .busy : nil)
         case .interrupt:
             if let id = chattingCall ?? placingCall { hangUp(id) } else { handle(.quit) }
         case .quit:

@@ -1,0 +1,94 @@
+"""Real `securechat` processes for end-to-end tests: a server and peers in line mode."""
+import os
+import queue
+import re
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+
+BINARY = os.environ.get("SECURECHAT_BINARY", ".build/securechat-static")
+START_LINE = re.compile(r"listening on ([0-9.]+):(\d+), key ([A-Za-z0-9+/=]{44})")
+
+
+class Process:
+    """A child whose output lines are collected by a thread, so tests can wait for a line."""
+
+    def __init__(self, args, env=None):
+        self.process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True, env=env, bufsize=1)
+        self.lines = []
+        self._queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.process.stdout:
+            self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)
+
+    def expect(self, pattern, timeout=10):
+        """Waits for a line matching `pattern` (a regex); returns the match."""
+        regex = re.compile(pattern)
+        for line in self.lines:
+            if regex.search(line):
+                self.lines.remove(line)
+                return regex.search(line)
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                line = self._queue.get(timeout=max(remaining, 0.01))
+            except queue.Empty:
+                line = None if remaining <= 0 else ""
+            if line is None:
+                raise AssertionError(f"no line matching {pattern!r}; seen: {self.lines}")
+            if line == "":
+                continue
+            match = regex.search(line)
+            if match:
+                return match
+            self.lines.append(line)
+
+    def send(self, line):
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+
+    def close_input(self):
+        self.process.stdin.close()
+
+    def wait(self, timeout=10):
+        code = self.process.wait(timeout=timeout)
+        return code
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout):
+            try:
+                stream.close()
+            except (BrokenPipeError, ValueError):
+                pass
+
+
+class Server(Process):
+    def __init__(self, data_dir, *extra):
+        super().__init__([BINARY, "serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir, *extra])
+        match = self.expect(START_LINE.pattern)
+        self.address = f"{match.group(1)}:{match.group(2)}"
+        self.key = match.group(3)
+
+
+class Peer(Process):
+    def __init__(self, server, user, passcode, home, *extra, signup=False):
+        env = dict(os.environ, SECURECHAT_PASSCODE=passcode, HOME=home)
+        args = [BINARY, "peer", "--user", user, "--server", server.address, "--server-key", server.key,
+                "--listen", "127.0.0.1:0", *extra]
+        if signup:
+            args.append("--signup")
+        super().__init__(args, env=env)
+        self.user = user
+
+    def interrupt(self):
+        self.process.send_signal(signal.SIGINT)
