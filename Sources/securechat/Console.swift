@@ -1,4 +1,5 @@
 import Glibc
+import SecureChatCrypto
 import Synchronization
 
 /// The peer's terminal. In a terminal, the line being typed is kept and redrawn under every
@@ -7,19 +8,49 @@ import Synchronization
 final class Console: Sendable {
     let interactive: Bool
     private static let prompt = "> "
-    /// The line being typed (terminal only), as UTF-8 bytes.
-    private let typing = Mutex<[UInt8]>([])
-    /// Whether the line editor is running (and so owns the last line of the screen).
-    private let editing = Atomic<Bool>(false)
+
+    /// The line editor's state, shared by the thread reading keys and the threads showing events.
+    private struct Editor {
+        /// Whether the editor is running (and so owns the last line of the screen).
+        var running = false
+        /// The line being typed, as UTF-8 bytes.
+        var typed: [UInt8] = []
+        /// Set while a passcode is asked for: the next line goes here, never echoed or shown.
+        var secretWaiter: (@Sendable (SecretBytes?) -> Void)?
+
+        var isSecret: Bool { secretWaiter != nil }
+
+        mutating func clear() {
+            typed.withUnsafeMutableBytes(secureWipe)
+            typed.removeAll()
+        }
+
+        /// The bottom line as it should look now.
+        var bottomLine: String { isSecret ? "" : Console.prompt + String(decoding: typed, as: UTF8.self) }
+    }
+
+    private let editor = Mutex(Editor())
     private let saved = Mutex<termios?>(nil)
 
     init() { interactive = Terminal.isInteractive }
 
     /// Shows one event line.
     func show(_ line: String) {
-        guard interactive, editing.load(ordering: .relaxed) else { return Output.line(line) }
-        typing.withLock { typed in
-            Output.write(STDOUT_FILENO, "\r\u{1B}[K" + line + "\n" + Self.prompt + String(decoding: typed, as: UTF8.self))
+        editor.withLock { editor in
+            guard interactive, editor.running, !editor.isSecret else { return Output.line(line) }
+            Output.write(STDOUT_FILENO, "\r\u{1B}[K" + line + "\n" + editor.bottomLine)
+        }
+    }
+
+    /// Asks for a passcode again while the editor may be reading keys: the next line typed is
+    /// taken without echo. Before the editor runs, reads it directly.
+    func readSecret(prompt: String) async -> SecretBytes? {
+        await withCheckedContinuation { continuation in
+            editor.withLock { editor in
+                editor.clear()
+                editor.secretWaiter = { continuation.resume(returning: $0) }
+                Output.write(STDOUT_FILENO, "\r\u{1B}[K" + prompt)
+            }
         }
     }
 
@@ -30,7 +61,13 @@ final class Console: Sendable {
 
     /// Puts the terminal back as it was (echo, line editing).
     func restore() {
-        editing.store(false, ordering: .relaxed)
+        let waiter = editor.withLock { editor in
+            editor.running = false
+            editor.clear()
+            defer { editor.secretWaiter = nil }
+            return editor.secretWaiter
+        }
+        waiter?(nil)
         saved.withLock { saved in
             guard var original = saved else { return }
             tcsetattr(STDIN_FILENO, TCSANOW, &original)
@@ -66,9 +103,9 @@ final class Console: Sendable {
         raw.c_lflag &= ~tcflag_t(ICANON | ECHO)
         tcsetattr(STDIN_FILENO, TCSANOW, &raw)
         defer { restore() }
-        typing.withLock { _ in
-            editing.store(true, ordering: .relaxed)
-            Output.write(STDOUT_FILENO, Self.prompt)
+        editor.withLock { editor in
+            editor.running = true
+            Output.write(STDOUT_FILENO, editor.bottomLine)
         }
         while true {
             var byte: UInt8 = 0
@@ -77,41 +114,55 @@ final class Console: Sendable {
             guard count > 0 else { return }
             switch byte {
             case 0x0A, 0x0D:  // Enter
-                let text = typing.withLock { typed in
-                    defer { typed.removeAll() }
+                if let secret = takeSecret() {
+                    secret.waiter(secret.bytes)
+                    continue
+                }
+                let text = editor.withLock { editor in
+                    defer { editor.clear() }
                     Output.write(STDOUT_FILENO, "\r\u{1B}[K")
-                    return String(decoding: typed, as: UTF8.self)
+                    return String(decoding: editor.typed, as: UTF8.self)
                 }
                 show(Self.prompt + text)
                 line(text)
             case 0x04:  // Ctrl-D: end of input on an empty line
-                if typing.withLock({ $0.isEmpty }) { return }
+                if editor.withLock({ $0.typed.isEmpty }) { return }
             case 0x7F, 0x08:  // Backspace: remove one character (all its UTF-8 bytes)
-                typing.withLock { typed in
-                    while let last = typed.popLast(), last & 0xC0 == 0x80 {}
-                    Output.write(STDOUT_FILENO, "\r\u{1B}[K" + Self.prompt + String(decoding: typed, as: UTF8.self))
-                }
+                edit { typed in while let last = typed.popLast(), last & 0xC0 == 0x80 {} }
             case 0x15:  // Ctrl-U: clear the line
-                typing.withLock { typed in
-                    typed.removeAll()
-                    Output.write(STDOUT_FILENO, "\r\u{1B}[K" + Self.prompt)
-                }
+                edit { typed in typed.withUnsafeMutableBytes(secureWipe); typed.removeAll() }
             case 0x20..., 0x09:
-                typing.withLock { typed in
-                    typed.append(byte)
-                    // Echo whole characters only: a UTF-8 sequence shows when complete.
-                    if byte < 0x80 || byte & 0xC0 == 0x80 && isComplete(typed) {
-                        Output.write(STDOUT_FILENO, "\r\u{1B}[K" + Self.prompt + String(decoding: typed, as: UTF8.self))
-                    }
-                }
+                edit { typed in typed.append(byte) }
             default:
                 break
             }
         }
     }
 
-    private func isComplete(_ bytes: [UInt8]) -> Bool {
-        guard let start = bytes.lastIndex(where: { $0 & 0xC0 != 0x80 }) else { return false }
+    /// Changes the typed line and redraws it (nothing is drawn while a secret is typed).
+    private func edit(_ change: (inout [UInt8]) -> Void) {
+        editor.withLock { editor in
+            change(&editor.typed)
+            guard !editor.isSecret, isWholeCharacters(editor.typed) else { return }
+            Output.write(STDOUT_FILENO, "\r\u{1B}[K" + editor.bottomLine)
+        }
+    }
+
+    /// At Enter while a passcode is asked for: the typed bytes, wiped from the editor.
+    private func takeSecret() -> (waiter: @Sendable (SecretBytes?) -> Void, bytes: SecretBytes)? {
+        editor.withLock { editor in
+            guard let waiter = editor.secretWaiter else { return nil }
+            let secret = SecretBytes(editor.typed)
+            editor.clear()
+            editor.secretWaiter = nil
+            Output.write(STDOUT_FILENO, "\n" + editor.bottomLine)
+            return (waiter, secret)
+        }
+    }
+
+    /// Whether `bytes` ends on a character boundary (a UTF-8 sequence shows when complete).
+    private func isWholeCharacters(_ bytes: [UInt8]) -> Bool {
+        guard let start = bytes.lastIndex(where: { $0 & 0xC0 != 0x80 }) else { return bytes.isEmpty }
         let lead = bytes[start]
         let length = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1
         return bytes.count - start == length

@@ -175,7 +175,7 @@ struct PeerRunner<Backend: CryptoBackend> {
             case .hangUp: console.show("Hang up")
             case let .signInRefused(reason):
                 console.show("sign-in refused: \(reason)")
-                guard console.interactive, let passcode = Terminal.readSecret(prompt: "Passcode for \(user): ") else {
+                guard console.interactive, let passcode = await console.readSecret(prompt: "Passcode for \(user): ") else {
                     failure = "sign-in refused: \(reason)"
                     handle.submit(.quit)
                     continue

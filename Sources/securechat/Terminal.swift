@@ -14,7 +14,8 @@ enum Terminal {
             Output.error(prompt)
             tcgetattr(STDIN_FILENO, &saved)
             var quiet = saved
-            quiet.c_lflag &= ~tcflag_t(ECHO)
+            // No echo; Ctrl-C arrives as a byte (cancel) so the terminal is always put back.
+            quiet.c_lflag &= ~tcflag_t(ECHO | ISIG)
             tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet)
         }
         defer {
@@ -31,7 +32,7 @@ enum Terminal {
                 var byte: UInt8 = 0
                 let count = Glibc.read(STDIN_FILENO, &byte, 1)
                 if count < 0, errno == EINTR { continue }
-                if count <= 0 { ended = length == 0; return }
+                if count <= 0 || byte == 0x03 || byte == 0x04 && length == 0 { ended = true; return }
                 if byte == UInt8(ascii: "\n") { return }
                 bytes[length] = byte
                 length += 1

@@ -143,9 +143,12 @@ private func runRefusals<B: CryptoBackend>(_: B.Type, _ reason: String) throws {
     case CallRefusal.addressMismatch.rawValue: found.address = "10.0.0.6"; reply = .init(found: found)
     case CallRefusal.keyMismatch.rawValue: found.encryptionKey = Base64.encode(other.publicKey.bytes); reply = .init(found: found)
     case CallRefusal.pinnedKeyChanged.rawValue: pinned = other.publicKey
-    default: busy = true
+    case CallRefusal.busy.rawValue: busy = true
+    default: break  // declined: every check passes and the user says no
     }
-    let answer = callee.lookupAnswered(reply, pinnedKey: pinned, busy: busy)
+    let refusal = callee.check(reply, pinnedKey: pinned, busy: busy)
+    #expect(refusal?.rawValue == (reason == CallRefusal.declined.rawValue ? nil : reason))
+    let answer = refusal == nil ? callee.answer(refusal: .declined) : callee.lookupAnswered(reply, pinnedKey: pinned, busy: busy)
     #expect(answer.contains(.refused(reason: reason)))
     guard case let .send(message2)? = answer.first else { Issue.record("no CONNECTREPLY sent"); return }
     #expect(caller.receive(message2) == [.refused(reason: reason), .close(reason: "refused")])

@@ -12,6 +12,12 @@ from peers import BINARY, Peer, Server
 SESSION = f"securechat-test-{os.getpid()}"
 
 
+def type_line(text):
+    """Types `text` literally (tmux would read a word like `right` as the arrow key), then Enter."""
+    tmux("send-keys", "-t", SESSION, "-l", text)
+    tmux("send-keys", "-t", SESSION, "Enter")
+
+
 def tmux(*args):
     return subprocess.run(["tmux", *args], check=True, capture_output=True, text=True).stdout
 
@@ -54,11 +60,11 @@ class Terminal(unittest.TestCase):
         self.addCleanup(subprocess.run, ["tmux", "kill-session", "-t", SESSION], capture_output=True)
 
         wait_for_screen(lambda lines: last_line(lines) == "Passcode for ali:")
-        tmux("send-keys", "-t", SESSION, "secret-pa", "Enter")
+        type_line("secret-pa")
         lines = wait_for_screen(lambda lines: any(line.startswith("signed in as ali") for line in lines))
         self.assertFalse(any("secret-pa" in line for line in lines), "the passcode was echoed")
 
-        tmux("send-keys", "-t", SESSION, "/chat bianca", "Enter")
+        type_line("/chat bianca")
         bianca.expect("^connected to ali$")
         wait_for_screen(lambda lines: "connected to bianca" in lines)
 
@@ -81,6 +87,31 @@ class Terminal(unittest.TestCase):
         tmux("send-keys", "-t", SESSION, "C-c")
         wait_for_screen(lambda lines: "EXITED 0" in lines)
         bianca.expect("^ali is offline$")
+
+    def test_a_wrong_passcode_says_so_and_asks_again(self):
+        root = tempfile.mkdtemp(prefix="securechat-tty-")
+        self.addCleanup(shutil.rmtree, root)
+        server = Server(os.path.join(root, "data"))
+        self.addCleanup(server.stop)
+        os.makedirs(os.path.join(root, "carol"))
+        carol = Peer(server, "carol", "right", os.path.join(root, "carol"), signup=True)
+        carol.expect("^signed in as carol ")
+        carol.send("/quit")
+        carol.wait()
+        carol.stop()
+        command = (f"env HOME={root}/carol {BINARY} peer --user carol --server {server.address} "
+                   f"--server-key {server.key} --listen 127.0.0.1:0; echo EXITED $?; sleep 30")
+        tmux("new-session", "-d", "-s", SESSION, "-x", "100", "-y", "30", command)
+        self.addCleanup(subprocess.run, ["tmux", "kill-session", "-t", SESSION], capture_output=True)
+        wait_for_screen(lambda lines: last_line(lines) == "Passcode for carol:")
+        type_line("wrong")
+        wait_for_screen(lambda lines: "sign-in refused: wrong user ID or passcode" in lines
+                        and last_line(lines) == "Passcode for carol:")
+        type_line("right")
+        wait_for_screen(lambda lines: any(line.startswith("signed in as carol") for line in lines))
+        tmux("send-keys", "-t", SESSION, "C-d")
+        lines = wait_for_screen(lambda lines: "EXITED 0" in lines)
+        self.assertFalse(any("wrong" in line and "refused" not in line for line in lines), "a passcode was echoed")
 
 
 if __name__ == "__main__":

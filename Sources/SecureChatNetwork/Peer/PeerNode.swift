@@ -183,9 +183,7 @@ public final class PeerNode<Backend: CryptoBackend> {
 
     /// The server connection is gone: chats go on; try again after a growing delay.
     private func serverLost(_ why: String) {
-        serverChannel?.close(promise: nil)
-        serverChannel = nil
-        session = nil
+        closeServer()
         guard !stopping else { return }
         failedAttempts += 1
         let delay = configuration.reconnectDelays.delay(afterFailures: failedAttempts)
@@ -269,10 +267,13 @@ public final class PeerNode<Backend: CryptoBackend> {
         if first, let user = configuration.callOnStart { handle(.chat(user)) }
     }
 
+    /// Forgets the server connection, then closes it: closing runs `serverEnded` at once, which
+    /// must find it already gone.
     private func closeServer() {
-        serverChannel?.close(promise: nil)
+        let channel = serverChannel
         serverChannel = nil
         session = nil
+        channel?.close(promise: nil)
     }
 
     private func fingerprint(_ key: X25519PublicKey) -> String { Fingerprint.of(key, backend: Backend.self) }
