@@ -43,21 +43,31 @@ def last_line(lines):
 
 @unittest.skipUnless(shutil.which("tmux"), "tmux is not installed")
 class Terminal(unittest.TestCase):
-    def test_typing_survives_incoming_lines_and_ctrl_c_hangs_up_then_quits(self):
-        root = tempfile.mkdtemp(prefix="securechat-tty-")
-        self.addCleanup(shutil.rmtree, root)
-        server = Server(os.path.join(root, "data"))
-        self.addCleanup(server.stop)
-        os.makedirs(os.path.join(root, "bianca"))
-        bianca = Peer(server, "bianca", "pb", os.path.join(root, "bianca"), signup=True)
-        self.addCleanup(bianca.stop)
-        bianca.expect("^signed in as bianca ")
+    def setUp(self):
+        self.root = tempfile.mkdtemp(prefix="securechat-tty-")
+        self.addCleanup(shutil.rmtree, self.root)
+        self.server = Server(os.path.join(self.root, "data"))
+        self.addCleanup(self.server.stop)
 
-        os.makedirs(os.path.join(root, "ali"))
-        command = (f"env HOME={root}/ali {BINARY} peer --user ali --signup --server {server.address} "
-                   f"--server-key {server.key} --listen 127.0.0.1:0; echo EXITED $?; sleep 30")
+    def line_mode_peer(self, user, passcode):
+        os.makedirs(os.path.join(self.root, user))
+        peer = Peer(self.server, user, passcode, os.path.join(self.root, user), signup=True)
+        self.addCleanup(peer.stop)
+        peer.expect(f"^signed in as {user} ")
+        return peer
+
+    def terminal_peer(self, user, *flags):
+        """`securechat peer` in a tmux pane; its exit status is shown as `EXITED n`."""
+        home = os.path.join(self.root, user)
+        os.makedirs(home, exist_ok=True)
+        command = (f"env HOME={home} {BINARY} peer --user {user} {' '.join(flags)} --server {self.server.address} "
+                   f"--server-key {self.server.key} --listen 127.0.0.1:0; echo EXITED $?; sleep 30")
         tmux("new-session", "-d", "-s", SESSION, "-x", "100", "-y", "30", command)
         self.addCleanup(subprocess.run, ["tmux", "kill-session", "-t", SESSION], capture_output=True)
+
+    def test_typing_survives_incoming_lines_and_ctrl_c_hangs_up_then_quits(self):
+        bianca = self.line_mode_peer("bianca", "pb")
+        self.terminal_peer("ali", "--signup")
 
         wait_for_screen(lambda lines: last_line(lines) == "Passcode for ali:")
         type_line("secret-pa")
@@ -89,20 +99,10 @@ class Terminal(unittest.TestCase):
         bianca.expect("^ali is offline$")
 
     def test_a_wrong_passcode_says_so_and_asks_again(self):
-        root = tempfile.mkdtemp(prefix="securechat-tty-")
-        self.addCleanup(shutil.rmtree, root)
-        server = Server(os.path.join(root, "data"))
-        self.addCleanup(server.stop)
-        os.makedirs(os.path.join(root, "carol"))
-        carol = Peer(server, "carol", "right", os.path.join(root, "carol"), signup=True)
-        carol.expect("^signed in as carol ")
+        carol = self.line_mode_peer("carol", "right")
         carol.send("/quit")
         carol.wait()
-        carol.stop()
-        command = (f"env HOME={root}/carol {BINARY} peer --user carol --server {server.address} "
-                   f"--server-key {server.key} --listen 127.0.0.1:0; echo EXITED $?; sleep 30")
-        tmux("new-session", "-d", "-s", SESSION, "-x", "100", "-y", "30", command)
-        self.addCleanup(subprocess.run, ["tmux", "kill-session", "-t", SESSION], capture_output=True)
+        self.terminal_peer("carol")
         wait_for_screen(lambda lines: last_line(lines) == "Passcode for carol:")
         type_line("wrong")
         wait_for_screen(lambda lines: "sign-in refused: wrong user ID or passcode" in lines
