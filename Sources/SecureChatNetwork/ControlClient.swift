@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOCore
 import NIOPosix
 import SecureChatCore
@@ -84,7 +87,14 @@ public struct ControlConnection<Backend: CryptoBackend>: ~Copyable {
     /// The next message of any kind.
     public mutating func receiveAny() async throws -> ControlMessage {
         while pending.isEmpty {
-            guard let buffer = try await inbound.next() else {
+            let next: ByteBuffer?
+            do {
+                next = try await inbound.next()
+            } catch let error as IOError where error.errnoCode == ECONNRESET {
+                // The server closed with our last bytes unread: for the client, simply closed.
+                next = nil
+            }
+            guard let buffer = next else {
                 for action in channel.endOfStream() { if case let .fail(error) = action, error != .closed { throw Failure.channel(error) } }
                 throw Failure.closedByServer
             }

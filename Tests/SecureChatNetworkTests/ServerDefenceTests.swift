@@ -150,12 +150,13 @@ struct ServerDefenceTests {
 
     @Test("a signed-in session idle past the timeout is closed; KEEPALIVE keeps it")
     func idleTimeout() async throws {
-        let server = try await TestServer.start { $0.idleTimeout = .milliseconds(600) }
+        // Keep-alives every 300 ms against a 1.5 s timeout: wide margins for a loaded machine.
+        let server = try await TestServer.start { $0.idleTimeout = .milliseconds(1500) }
         defer { Task { await server.stop() } }
         try await server.connect { client in
             _ = try await client.signUp("ali", "sesame")
             _ = try await client.signIn("ali", "sesame")
-            for _ in 0..<4 {
+            for _ in 0..<8 {  // 2.4 s in all: past the timeout, so only KEEPALIVE explains the session still being there
                 try await Task.sleep(for: .milliseconds(300))
                 try await client.send(.keepAlive)
             }
