@@ -65,7 +65,8 @@ let package = Package(
                               .product(name: "ArgumentParser", package: "swift-argument-parser"),
                               .product(name: "Logging", package: "swift-log"),
                           ],
-                          swiftSettings: strictSwift),
+                          // The command line is not a hot path: optimise it for size (binary budget).
+                          swiftSettings: strictSwift + [.unsafeFlags(["-Osize"], .when(configuration: .release))]),
 
         // Developer tool: the load generator of scripts/bench-server.sh (not in the shipped binary).
         .executableTarget(name: "securechat-load",
