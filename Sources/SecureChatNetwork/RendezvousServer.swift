@@ -8,7 +8,6 @@ import Synchronization
 /// What every connection of one server shares. All of it is safe from any event loop.
 final class ServerContext<Backend: CryptoBackend>: Sendable {
     let configuration: ServerConfiguration
-    let sessionConfiguration: ServerSession<Backend>.Configuration
     let keyPair: X25519KeyPair
     let store: AccountStore<Backend>
     let directory = OnlineDirectory()
@@ -24,10 +23,6 @@ final class ServerContext<Backend: CryptoBackend>: Sendable {
     init(configuration: ServerConfiguration, keyPair: X25519KeyPair, store: AccountStore<Backend>,
          hashingPool: NIOThreadPool, logger: Logger) {
         self.configuration = configuration
-        sessionConfiguration = .init(allowedCiphers: configuration.allowedCiphers,
-                                     signInDeadline: configuration.signInDeadline,
-                                     idleTimeout: configuration.idleTimeout,
-                                     allowSignUp: configuration.allowSignUp)
         self.keyPair = keyPair
         self.store = store
         limiter = Mutex(SignInLimiter(configuration: configuration.signInLimits))

@@ -6,15 +6,13 @@ public struct ServerConfiguration: Sendable {
     public var host = "127.0.0.1"
     public var port = 7400
     public var dataDirectory = "securechat-data"
-    public var allowedCiphers: [CipherKind] = CipherKind.allCases
     public var scrypt = ScryptParameters(n: 1 << 14, r: 8, p: 1)
-    public var allowSignUp = true
     /// Send PRESENCE to every signed-in user when someone signs in or out.
     public var presenceBroadcast = true
     public var signInLimits = SignInLimiter.Configuration()
     public var maximumConnections = 20_000
-    public var signInDeadline: Duration = .seconds(10)
-    public var idleTimeout: Duration = .seconds(30 * 60)
+    /// Ciphers, sign-in deadline, idle timeout, sign-up: what each connection's session enforces.
+    public var session = ServerSessionConfiguration()
     /// Threads that run scrypt and store writes, off the event loops (0: one per core).
     public var hashingThreads = 0
 

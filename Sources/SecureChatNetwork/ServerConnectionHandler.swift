@@ -21,7 +21,7 @@ final class ServerConnectionHandler<Backend: CryptoBackend>: ChannelInboundHandl
         self.shared = shared
         self.id = id
         self.address = address
-        session = ServerSession(configuration: shared.sessionConfiguration, localStatic: shared.keyPair,
+        session = ServerSession(configuration: shared.configuration.session, localStatic: shared.keyPair,
                                 acceptedAt: Self.now())
         logger = shared.logger
         logger[metadataKey: "from"] = "\(address)"

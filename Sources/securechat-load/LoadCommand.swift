@@ -20,7 +20,10 @@ struct LoadCommand: AsyncParsableCommand {
 }
 
 typealias Backend = OpenSSLBackend
-let benchPasscode = "bench-passcode"
+/// The wire digest of bench user `index`'s passcode (all share one passcode).
+func benchDigest(_ index: Int) throws -> String {
+    try PasscodeDigest.wire(userID: benchUser(index), passcode: SecretBytes(Array("bench-passcode".utf8)), backend: Backend.self)
+}
 func benchUser(_ index: Int) -> UserID { UserID("bench\(index)")! }
 
 /// Each bench user's identity key, derived from its index, so that `prepare` can record it and
@@ -46,8 +49,7 @@ extension HostPort: ExpressibleByArgument {
 /// Signs in user `index` on `connection`.
 func signIn(_ connection: inout ControlConnection<Backend>, _ index: Int) async throws {
     let user = benchUser(index)
-    let digest = try PasscodeDigest.wire(userID: user, passcode: SecretBytes(Array(benchPasscode.utf8)), backend: Backend.self)
-    let reply = try await connection.request(.authRequest(.init(userID: user, passcode: digest, port: 9)))
+    let reply = try await connection.request(.authRequest(.init(userID: user, passcode: try benchDigest(index), port: 9)))
     guard reply == .authReply(.init(userID: user, status: .granted)) else { throw ValidationError("sign-in of \(user) failed: \(reply)") }
 }
 
@@ -63,8 +65,7 @@ struct Prepare: ParsableCommand {
         var book = AccountBook()
         for index in 0..<users {
             let user = benchUser(index)
-            let digest = try PasscodeDigest.wire(userID: user, passcode: SecretBytes(Array(benchPasscode.utf8)), backend: Backend.self)
-            book[user] = Account(passcode: try PasscodeHash.make(digest: digest, parameters: parameters, backend: Backend.self),
+            book[user] = Account(passcode: try PasscodeHash.make(digest: try benchDigest(index), parameters: parameters, backend: Backend.self),
                                  identityKey: try benchIdentity(index).publicKey)
         }
         try Files.writeAtomically(book.serialized(), to: dataDir + "/accounts", mode: 0o600)
@@ -100,7 +101,6 @@ struct Lookups: AsyncParsableCommand {
             if state.failed.value > 0 { throw ValidationError("a client failed to sign in or look up") }
             try await Task.sleep(for: .milliseconds(5))
         }
-        state.running.add()
         for index in 0..<clients { state.kick(index) }
         try await Task.sleep(for: .seconds(seconds))
         let count = state.completed.value
@@ -112,7 +112,7 @@ struct Lookups: AsyncParsableCommand {
 
 /// Shared counters of the lookup load, and each client's way to start its first lookup.
 final class LookupLoad: Sendable {
-    let signedIn = Counter(), completed = Counter(), failed = Counter(), running = Counter()
+    let signedIn = Counter(), completed = Counter(), failed = Counter()
     private let starters: Mutex<[Int: @Sendable () -> Void]> = Mutex([:])
     func register(_ index: Int, _ start: @escaping @Sendable () -> Void) { starters.withLock { $0[index] = start } }
     func kick(_ index: Int) { starters.withLock { $0[index] }?() }
@@ -149,10 +149,8 @@ final class LookupClientHandler: ChannelInboundHandler {
         for action in channel.receive(unwrapInboundIn(data).readableBytesView) {
             switch action {
             case .established:
-                let user = benchUser(index)
-                guard let digest = try? PasscodeDigest.wire(userID: user, passcode: SecretBytes(Array(benchPasscode.utf8)),
-                                                            backend: Backend.self) else { return fail() }
-                send(ControlMessage.authRequest(.init(userID: user, passcode: digest, port: 9)).encoded())
+                guard let digest = try? benchDigest(index) else { return fail() }
+                send(ControlMessage.authRequest(.init(userID: benchUser(index), passcode: digest, port: 9)).encoded())
             case let .deliver(plaintext):
                 switch try? ControlMessage.decode(plaintext) {
                 case .authReply(let reply)? where reply.status == .granted: load.signedIn.add()

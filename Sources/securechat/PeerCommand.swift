@@ -47,12 +47,12 @@ struct PeerCommand: AsyncParsableCommand {
         if let user { settings.user = try parseUserID(user) }
         if let server { settings.server = server }
         if let serverKey { settings.serverKey = try PeerSettings.parseKey(serverKey) }
-        if let listen { settings.listen = listen }
+        if let listen { settings.options.listen = listen }
         if let keyFile { settings.keyFile = keyFile }
         if let backend { settings.backend = backend }
-        if let cipher { settings.cipher = cipher }
-        if let chat { settings.callOnStart = try parseUserID(chat) }
-        if signup { settings.signUp = true }
+        if let cipher { settings.options.cipher = cipher }
+        if let chat { settings.options.callOnStart = try parseUserID(chat) }
+        if signup { settings.options.signUp = true }
         switch settings.backend {
         case .openssl: try await PeerRunner<OpenSSLBackend>(settings: settings, passcodeFile: passcodeFile).run()
         case .gcrypt: try await PeerRunner<GcryptBackend>(settings: settings, passcodeFile: passcodeFile).run()
@@ -65,35 +65,28 @@ struct PeerSettings {
     var user: UserID?
     var server = HostPort(host: "127.0.0.1", port: 7400)
     var serverKey: X25519PublicKey?
-    var listen = HostPort(host: "0.0.0.0", port: 0)
     var keyFile: String?
     var knownPeersFile: String?
     var backend = BackendName.openssl
-    var cipher = CipherKind.chaChaPoly
-    var allowedCiphers = CipherKind.allCases
-    var signUp = false
-    var callOnStart: UserID?
-    var askBeforeAnswering = false
-    var keepAlive: Duration = .seconds(60)
-    var reconnectMaximum: Duration = .seconds(30)
+    var options = PeerConfiguration.Options()
 
     init(configPath: String?) throws {
         var file = try ConfigFile.loadIfGiven(configPath)
         if let name = try file.take("user", expected: "a user ID", UserID.init) { user = name }
         if let server = try file.hostPort("server") { self.server = server }
         if let key = try file.take("server-key", expected: "a base64 X25519 public key", { try? Self.parseKey($0) }) { serverKey = key }
-        if let listen = try file.hostPort("listen") { self.listen = listen }
+        if let listen = try file.hostPort("listen") { options.listen = listen }
         if let path = try file.string("key-file") { keyFile = path }
         if let path = try file.string("known-peers") { knownPeersFile = path }
         if let backend = try file.backend("backend") { self.backend = backend }
-        if let cipher = try file.cipher("cipher") { self.cipher = cipher }
+        if let cipher = try file.cipher("cipher") { options.cipher = cipher }
         if let ciphers = try file.take("accept-ciphers", expected: "a comma-separated list of chachapoly and aesgcm",
-                                       ServerSettings.parseCiphers) { allowedCiphers = ciphers }
+                                       ServerSettings.parseCiphers) { options.allowedCiphers = ciphers }
         if let ask = try file.take("answer", expected: "auto or ask", { ["auto": false, "ask": true][$0] }) {
-            askBeforeAnswering = ask
+            options.askBeforeAnswering = ask
         }
-        if let interval = try file.duration("keepalive") { keepAlive = interval }
-        if let maximum = try file.duration("reconnect-max") { reconnectMaximum = maximum }
+        if let interval = try file.duration("keepalive") { options.keepAliveInterval = interval }
+        if let maximum = try file.duration("reconnect-max") { options.reconnectDelays.maximum = maximum }
         try file.requireAllUsed()
     }
 
@@ -138,16 +131,8 @@ struct PeerRunner<Backend: CryptoBackend> {
         }
         let digest = try passcodeDigest(for: user, console: console)
 
-        var configuration = PeerConfiguration(user: user, passcodeDigest: digest, server: settings.server, serverKey: serverKey,
-                                              identity: identity, knownPeersPath: knownPeersPath)
-        configuration.signUp = settings.signUp
-        configuration.listen = settings.listen
-        configuration.cipher = settings.cipher
-        configuration.allowedCiphers = settings.allowedCiphers
-        configuration.callOnStart = settings.callOnStart
-        configuration.askBeforeAnswering = settings.askBeforeAnswering
-        configuration.keepAliveInterval = settings.keepAlive
-        configuration.reconnectDelays.maximum = settings.reconnectMaximum
+        let configuration = PeerConfiguration(user: user, passcodeDigest: digest, server: settings.server, serverKey: serverKey,
+                                              identity: identity, knownPeersPath: knownPeersPath, options: settings.options)
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let (events, sink) = AsyncStream.makeStream(of: PeerEvent.self)
@@ -159,7 +144,7 @@ struct PeerRunner<Backend: CryptoBackend> {
             try? await group.shutdownGracefully()
             throw CLIError("\(error)")
         }
-        let interrupts = Interrupts { handle.submit(.interrupt) }
+        let interrupts = Signals([SIGINT]) { _ in handle.submit(.interrupt) }
         DispatchQueue.global().async {
             console.readLines { line in
                 if let command = Self.command(line, console: console) { handle.submit(command) }
@@ -247,18 +232,4 @@ struct PeerRunner<Backend: CryptoBackend> {
             return nil
         }
     }
-}
-
-/// SIGINT handled as a command (hang up, or quit) instead of killing the process.
-final class Interrupts {
-    private let source: any DispatchSourceSignal
-
-    init(_ action: @escaping @Sendable () -> Void) {
-        signal(SIGINT, SIG_IGN)
-        source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
-        source.setEventHandler(handler: action)
-        source.resume()
-    }
-
-    deinit { source.cancel() }
 }

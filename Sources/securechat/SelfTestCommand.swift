@@ -1,6 +1,7 @@
 import ArgumentParser
 import SecureChatBackends
 import SecureChatCore
+import SecureChatNetwork
 
 struct SelfTestCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -20,7 +21,8 @@ struct SelfTestCommand: ParsableCommand {
     var noiseVectors: String?
 
     func run() throws {
-        let vectorDocument = try noiseVectors.map(readFile)
+        let vectorDocument: [UInt8]?
+        do { vectorDocument = try noiseVectors.map { try Files.read($0) } } catch { throw CLIError("\(error)") }
         let results = SelfTest.run(backends: backend.backends)
         for result in results {
             let verdict = result.failure == nil ? "ok  " : "FAIL"

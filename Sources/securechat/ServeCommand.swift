@@ -1,5 +1,4 @@
 import ArgumentParser
-import Dispatch
 import Glibc
 import Logging
 import NIOCore
@@ -42,7 +41,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let listen { settings.server.host = listen.host; settings.server.port = listen.port }
         if let dataDir { settings.server.dataDirectory = dataDir }
         if let backend { settings.backend = backend }
-        if let cipher { settings.server.allowedCiphers = [cipher] }
+        if let cipher { settings.server.session.allowedCiphers = [cipher] }
         startLogging(level: settings.logLevel)
         // A switch with concrete types, not the existential: lets the compiler specialise the
         // generic server for each backend.
@@ -64,7 +63,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         if server.createdKey { logger.notice("created a new server key", metadata: ["file": "\(settings.server.keyPath)"]) }
         Output.line(server.startLine)
-        let signal = await StopSignal.next()
+        let signal = await Signals.first(of: [SIGINT, SIGTERM])
         logger.notice("stopping", metadata: ["signal": "\(signal == SIGINT ? "SIGINT" : "SIGTERM")"])
         await server.stop()
         try? await group.shutdownGracefully()
@@ -83,20 +82,20 @@ struct ServerSettings {
         if let directory = try file.string("data-dir") { server.dataDirectory = directory }
         if let backend = try file.backend("backend") { self.backend = backend }
         if let ciphers = try file.take("ciphers", expected: "a comma-separated list of chachapoly and aesgcm", Self.parseCiphers) {
-            server.allowedCiphers = ciphers
+            server.session.allowedCiphers = ciphers
         }
         let logN = try file.integer("scrypt-log-n", in: 10...20) ?? 14
         let r = try file.integer("scrypt-r", in: 1...16) ?? 8
         let p = try file.integer("scrypt-p", in: 1...16) ?? 1
         server.scrypt = ScryptParameters(n: 1 << UInt64(logN), r: UInt32(r), p: UInt32(p))
-        if let signUp = try file.boolean("signup") { server.allowSignUp = signUp }
+        if let signUp = try file.boolean("signup") { server.session.allowSignUp = signUp }
         if let presence = try file.boolean("presence") { server.presenceBroadcast = presence }
         if let limit = try file.integer("failed-signins-per-user", in: 1...1000) { server.signInLimits.failuresPerUser = limit }
         if let limit = try file.integer("failed-signins-per-address", in: 1...100_000) { server.signInLimits.failuresPerAddress = limit }
         if let window = try file.duration("failed-signin-window") { server.signInLimits.window = window }
         if let cap = try file.integer("max-connections", in: 1...1_000_000) { server.maximumConnections = cap }
-        if let deadline = try file.duration("signin-deadline") { server.signInDeadline = deadline }
-        if let idle = try file.duration("idle-timeout") { server.idleTimeout = idle }
+        if let deadline = try file.duration("signin-deadline") { server.session.signInDeadline = deadline }
+        if let idle = try file.duration("idle-timeout") { server.session.idleTimeout = idle }
         if let threads = try file.integer("hashing-threads", in: 0...256) { server.hashingThreads = threads }
         if let level = try file.logLevel("log-level") { logLevel = level }
         try file.requireAllUsed()
@@ -106,22 +105,5 @@ struct ServerSettings {
         let names = text.split(separator: ",").map { String($0.trimmed) }
         let kinds = names.compactMap(CipherKind.init(configName:))
         return kinds.count == names.count && !kinds.isEmpty ? kinds : nil
-    }
-}
-
-/// SIGINT and SIGTERM, delivered as a value instead of killing the process.
-enum StopSignal {
-    static func next() async -> Int32 {
-        let (stream, continuation) = AsyncStream.makeStream(of: Int32.self)
-        let sources = [SIGINT, SIGTERM].map { number in
-            Glibc.signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { continuation.yield(number) }
-            source.resume()
-            return source
-        }
-        defer { sources.forEach { $0.cancel() } }
-        for await number in stream { return number }
-        return SIGTERM
     }
 }

@@ -136,7 +136,7 @@ struct ServerDefenceTests {
 
     @Test("a client that does not finish handshake and sign-in within the deadline is closed")
     func signInDeadline() async throws {
-        let server = try await TestServer.start { $0.signInDeadline = .milliseconds(300) }
+        let server = try await TestServer.start { $0.session.signInDeadline = .milliseconds(300) }
         defer { Task { await server.stop() } }
         // Silent: connects and sends nothing.
         #expect(try await sendRawAndAwaitClose([], to: server.address, seconds: 5) != nil)
@@ -151,7 +151,7 @@ struct ServerDefenceTests {
     @Test("a signed-in session idle past the timeout is closed; KEEPALIVE keeps it")
     func idleTimeout() async throws {
         // Keep-alives every 300 ms against a 1.5 s timeout: wide margins for a loaded machine.
-        let server = try await TestServer.start { $0.idleTimeout = .milliseconds(1500) }
+        let server = try await TestServer.start { $0.session.idleTimeout = .milliseconds(1500) }
         defer { Task { await server.stop() } }
         try await server.connect { client in
             _ = try await client.signUp("ali", "sesame")
@@ -164,6 +164,16 @@ struct ServerDefenceTests {
             await #expect(throws: ControlConnection<TestBackend>.Failure.closedByServer) { try await client.receive() }
         }
         #expect(server.log.contains("connection closed", ["reason": "idle past the timeout"]))
+    }
+
+    @Test("a server limited to one cipher (`--cipher aesgcm`) closes handshakes with the other, and serves its own")
+    func cipherRestriction() async throws {
+        let server = try await TestServer.start { $0.session.allowedCiphers = [.aesGCM] }
+        defer { Task { await server.stop() } }
+        await #expect(throws: (any Error).self) { try await server.connect(cipher: .chaChaPoly) { _ in } }
+        let reply = try await server.connect(cipher: .aesGCM) { try await $0.signUp("ali") }
+        #expect(reply == .signUpReply(.init(status: .created, reason: "")))
+        #expect(await eventually { server.log.contains("connection closed", ["reason": "handshake: protocol not allowed here: Noise_IK_25519_ChaChaPoly_SHA256"]) })
     }
 
     @Test("past the connection cap new connections are closed at once, and others go on")

@@ -1,12 +1,14 @@
 """Real `securechat` processes for end-to-end tests: a server and peers in line mode."""
 import os
 import queue
+import shutil
 import re
 import signal
 import subprocess
 import tempfile
 import threading
 import time
+import unittest
 
 BINARY = os.environ.get("SECURECHAT_BINARY", ".build/securechat-static")
 START_LINE = re.compile(r"listening on ([0-9.]+):(\d+), key ([A-Za-z0-9+/=]{44})")
@@ -92,3 +94,36 @@ class Peer(Process):
 
     def interrupt(self):
         self.process.send_signal(signal.SIGINT)
+
+
+class PeerTest(unittest.TestCase):
+    """A server in a private directory, and helpers to start signed-in peers beside it."""
+
+    server_args = ()
+
+    def setUp(self):
+        self.root = tempfile.mkdtemp(prefix="securechat-e2e-")
+        self.addCleanup(shutil.rmtree, self.root)
+        self.server = Server(os.path.join(self.root, "data"), *self.server_args)
+        self.addCleanup(self.server.stop)
+
+    def home(self, name):
+        path = os.path.join(self.root, name)
+        os.makedirs(path, exist_ok=True)
+        return path
+
+    def peer(self, user, passcode="pass", *extra, signup=True, home=None):
+        peer = Peer(self.server, user, passcode, home or self.home(user), *extra, signup=signup)
+        self.addCleanup(peer.stop)
+        return peer
+
+    def signed_in(self, user, *extra, passcode="pass", **options):
+        peer = self.peer(user, passcode, *extra, **options)
+        peer.expect(rf"^signed in as {user} ")
+        return peer
+
+    def connect(self, caller, callee):
+        caller.send(f"/chat {callee.user}")
+        callee.expect(rf"^incoming call from {caller.user}$")
+        caller.expect(rf"^connected to {callee.user}$")
+        callee.expect(rf"^connected to {caller.user}$")

@@ -1,38 +1,12 @@
 """End to end with the real binary as separate processes on loopback, in line mode: a server,
 ali and bianca (and carol), as PROTOCOL.md §5–7 and CLI.md describe them."""
 import os
-import shutil
-import tempfile
 import unittest
 
-from peers import Peer, Server
+from peers import PeerTest
 
 
-class Chat(unittest.TestCase):
-    def setUp(self):
-        self.root = tempfile.mkdtemp(prefix="securechat-e2e-")
-        self.addCleanup(shutil.rmtree, self.root)
-        self.server = Server(os.path.join(self.root, "data"))
-        self.addCleanup(self.server.stop)
-
-    def peer(self, user, passcode="pass", *extra, signup=True, home=None):
-        home = home or os.path.join(self.root, user)
-        os.makedirs(home, exist_ok=True)
-        peer = Peer(self.server, user, passcode, home, *extra, signup=signup)
-        self.addCleanup(peer.stop)
-        return peer
-
-    def signed_in(self, user, *extra, **options):
-        peer = self.peer(user, *extra, **options)
-        peer.expect(rf"^signed in as {user} ")
-        return peer
-
-    def connect(self, caller, callee):
-        caller.send(f"/chat {callee.user}")
-        callee.expect(rf"^incoming call from {caller.user}$")
-        caller.expect(rf"^connected to {callee.user}$")
-        callee.expect(rf"^connected to {caller.user}$")
-
+class Chat(PeerTest):
     def test_chat_both_ways_hang_up_from_each_side_and_call_again(self):
         ali, bianca = self.signed_in("ali"), self.signed_in("bianca")
         self.connect(ali, bianca)
@@ -80,8 +54,8 @@ class Chat(unittest.TestCase):
         bianca.expect("^ali> not disturbed$")
 
     def test_wrong_passcode_is_refused_and_a_script_stops(self):
-        self.signed_in("ali", "right").send("/quit")
-        wrong = self.peer("ali", "wrong", signup=False, home=os.path.join(self.root, "ali"))
+        self.signed_in("ali", passcode="right").send("/quit")
+        wrong = self.peer("ali", "wrong", signup=False)
         wrong.expect("^sign-in refused: wrong user ID or passcode$")
         self.assertNotEqual(wrong.wait(), 0)
 
@@ -93,7 +67,7 @@ class Chat(unittest.TestCase):
         bianca.send("/quit")
         bianca.wait()
         # Bianca comes back with a new device (a new key file): ali's pin no longer agrees.
-        bianca2 = self.signed_in("bianca", signup=False, home=os.path.join(self.root, "bianca-new-device"))
+        bianca2 = self.signed_in("bianca", signup=False, home=self.home("bianca-new-device"))
         ali.send("/chat bianca")
         refusal = ali.expect(r"^refused: the key of bianca changed\. Pinned: ([0-9a-f ]+); offered now: ([0-9a-f ]+)\. .*/trust bianca$")
         self.assertNotEqual(refusal.group(1), refusal.group(2))
@@ -107,6 +81,16 @@ class Chat(unittest.TestCase):
         self.connect(ali, bianca2)
         ali.send("after trust")
         bianca2.expect("^ali> after trust$")
+
+    def test_a_key_pinned_from_a_call_received_is_checked_on_the_next_call_made(self):
+        ali, bianca = self.signed_in("ali"), self.signed_in("bianca")
+        self.connect(bianca, ali)  # ali pins bianca's key as the one who was called
+        ali.expect("^pinned the key of bianca: ")
+        bianca.send("/quit")
+        ali.expect("^Hang up$")
+        self.signed_in("bianca", signup=False, home=self.home("bianca-new-device"))
+        ali.send("/chat bianca")
+        ali.expect(r"^refused: the key of bianca changed\. ")
 
     def test_the_other_peer_vanishing_ends_the_chat(self):
         ali, bianca = self.signed_in("ali"), self.signed_in("bianca")
@@ -133,25 +117,15 @@ class Chat(unittest.TestCase):
         bianca.expect("^ali> the server is gone$")
 
 
-class AskFirst(unittest.TestCase):
+class AskFirst(PeerTest):
     """The shipped Configs/peer.conf with `answer = ask`: the user accepts or rejects a call."""
 
     def test_ask_then_reject_then_accept(self):
-        root = tempfile.mkdtemp(prefix="securechat-e2e-")
-        self.addCleanup(shutil.rmtree, root)
-        server = Server(os.path.join(root, "data"))
-        self.addCleanup(server.stop)
         shipped = open(os.path.join(os.path.dirname(__file__), "..", "..", "Configs", "peer.conf")).read()
-        config = os.path.join(root, "ask.conf")
+        config = os.path.join(self.root, "ask.conf")
         with open(config, "w") as file:
             file.write(shipped.replace("answer = auto", "answer = ask"))
-        peers = {}
-        for user, extra in (("ali", ()), ("bianca", ("--config", config))):
-            os.makedirs(os.path.join(root, user))
-            peers[user] = Peer(server, user, "pw", os.path.join(root, user), *extra, signup=True)
-            self.addCleanup(peers[user].stop)
-            peers[user].expect(rf"^signed in as {user} ")
-        ali, bianca = peers["ali"], peers["bianca"]
+        ali, bianca = self.signed_in("ali"), self.signed_in("bianca", "--config", config)
         ali.send("/chat bianca")
         bianca.expect(r"^ali is calling \(fingerprint [0-9a-f ]+\): /accept or /reject$")
         bianca.send("/reject")
@@ -163,27 +137,17 @@ class AskFirst(unittest.TestCase):
         bianca.expect("^connected to ali$")
 
 
-class Interop(unittest.TestCase):
-    """Ali on OpenSSL, Bianca on libgcrypt, for each cipher: the backends agree on the wire."""
+class Interop(PeerTest):
+    """Ali on OpenSSL, Bianca on libgcrypt (and the server on libgcrypt too), for each cipher:
+    the backends agree on the wire."""
+
+    server_args = ("--backend", "gcrypt")
 
     def test_openssl_and_gcrypt_chat_over_each_cipher(self):
-        root = tempfile.mkdtemp(prefix="securechat-e2e-")
-        self.addCleanup(shutil.rmtree, root)
-        server = Server(os.path.join(root, "data"), "--backend", "gcrypt")
-        self.addCleanup(server.stop)
         for cipher in ("chachapoly", "aesgcm"):
-            peers = []
-            for user, backend in ((f"ali-{cipher}", "openssl"), (f"bianca-{cipher}", "gcrypt")):
-                home = os.path.join(root, user)
-                os.makedirs(home)
-                peer = Peer(server, user, "pw", home, "--backend", backend, "--cipher", cipher, signup=True)
-                self.addCleanup(peer.stop)
-                peer.expect(rf"^signed in as {user} ")
-                peers.append(peer)
-            ali, bianca = peers
-            ali.send(f"/chat {bianca.user}")
-            ali.expect(rf"^connected to {bianca.user}$")
-            bianca.expect(rf"^connected to {ali.user}$")
+            ali = self.signed_in(f"ali-{cipher}", "--backend", "openssl", "--cipher", cipher)
+            bianca = self.signed_in(f"bianca-{cipher}", "--backend", "gcrypt", "--cipher", cipher)
+            self.connect(ali, bianca)
             for index in range(11):
                 ali.send(f"openssl says {index}")
                 bianca.expect(rf"^{ali.user}> openssl says {index}$")

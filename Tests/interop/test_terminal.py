@@ -3,11 +3,10 @@ line mode. Typing into ali's pane while bianca's lines arrive must not break the
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 import unittest
 
-from peers import BINARY, Peer, Server
+from peers import BINARY, PeerTest
 
 SESSION = f"securechat-test-{os.getpid()}"
 
@@ -42,31 +41,17 @@ def last_line(lines):
 
 
 @unittest.skipUnless(shutil.which("tmux"), "tmux is not installed")
-class Terminal(unittest.TestCase):
-    def setUp(self):
-        self.root = tempfile.mkdtemp(prefix="securechat-tty-")
-        self.addCleanup(shutil.rmtree, self.root)
-        self.server = Server(os.path.join(self.root, "data"))
-        self.addCleanup(self.server.stop)
-
-    def line_mode_peer(self, user, passcode):
-        os.makedirs(os.path.join(self.root, user))
-        peer = Peer(self.server, user, passcode, os.path.join(self.root, user), signup=True)
-        self.addCleanup(peer.stop)
-        peer.expect(f"^signed in as {user} ")
-        return peer
-
+class Terminal(PeerTest):
     def terminal_peer(self, user, *flags):
         """`securechat peer` in a tmux pane; its exit status is shown as `EXITED n`."""
-        home = os.path.join(self.root, user)
-        os.makedirs(home, exist_ok=True)
+        home = self.home(user)
         command = (f"env HOME={home} {BINARY} peer --user {user} {' '.join(flags)} --server {self.server.address} "
                    f"--server-key {self.server.key} --listen 127.0.0.1:0; echo EXITED $?; sleep 30")
         tmux("new-session", "-d", "-s", SESSION, "-x", "100", "-y", "30", command)
         self.addCleanup(subprocess.run, ["tmux", "kill-session", "-t", SESSION], capture_output=True)
 
     def test_typing_survives_incoming_lines_and_ctrl_c_hangs_up_then_quits(self):
-        bianca = self.line_mode_peer("bianca", "pb")
+        bianca = self.signed_in("bianca")
         self.terminal_peer("ali", "--signup")
 
         wait_for_screen(lambda lines: last_line(lines) == "Passcode for ali:")
@@ -99,7 +84,7 @@ class Terminal(unittest.TestCase):
         bianca.expect("^ali is offline$")
 
     def test_a_wrong_passcode_says_so_and_asks_again(self):
-        carol = self.line_mode_peer("carol", "right")
+        carol = self.signed_in("carol", passcode="right")
         carol.send("/quit")
         carol.wait()
         self.terminal_peer("carol")

@@ -202,6 +202,14 @@ public struct ClientSession<Backend: CryptoBackend> {
         return actions
     }
 
+    /// A caller we accepted whose key was not pinned yet: pin it, as for the users we call (§6),
+    /// so that our next call to them checks it too.
+    public mutating func pinCaller(_ user: UserID, key: X25519PublicKey) -> [Action] {
+        guard pinnedKeys[user] == nil else { return [] }
+        pinnedKeys[user] = key
+        return [.pinned(user: user, key: key)]
+    }
+
     /// `/trust NAME`: forget the pinned key, so the next key seen is pinned.
     public mutating func trust(_ user: UserID) { pinnedKeys[user] = nil }
 

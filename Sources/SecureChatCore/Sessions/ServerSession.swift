@@ -1,25 +1,28 @@
 import SecureChatCrypto
 
+/// What a server session enforces. Not generic, so that the server's own settings can hold it.
+public struct ServerSessionConfiguration: Equatable, Sendable {
+    public var allowedCiphers: [CipherKind]
+    /// Handshake plus sign-in must finish within this long of the TCP accept.
+    public var signInDeadline: Duration
+    /// A signed-in session with no message for this long is closed.
+    public var idleTimeout: Duration
+    public var allowSignUp: Bool
+
+    public init(allowedCiphers: [CipherKind] = CipherKind.allCases, signInDeadline: Duration = .seconds(10),
+                idleTimeout: Duration = .seconds(30 * 60), allowSignUp: Bool = true) {
+        self.allowedCiphers = allowedCiphers
+        self.signInDeadline = signInDeadline
+        self.idleTimeout = idleTimeout
+        self.allowSignUp = allowSignUp
+    }
+}
+
 /// The server's state machine for one connection (PROTOCOL.md §4): handshake, sign-up and
 /// sign-in, lookups, lists, presence, logout, deadlines. Requests that need the account store or
 /// the directory go out as actions; their answers come back through the `…Answered` functions.
 public struct ServerSession<Backend: CryptoBackend> {
-    public struct Configuration: Sendable {
-        public var allowedCiphers: [CipherKind]
-        /// Handshake plus sign-in must finish within this long of the TCP accept.
-        public var signInDeadline: Duration
-        /// A signed-in session with no message for this long is closed.
-        public var idleTimeout: Duration
-        public var allowSignUp: Bool
-
-        public init(allowedCiphers: [CipherKind] = CipherKind.allCases, signInDeadline: Duration = .seconds(10),
-                    idleTimeout: Duration = .seconds(30 * 60), allowSignUp: Bool = true) {
-            self.allowedCiphers = allowedCiphers
-            self.signInDeadline = signInDeadline
-            self.idleTimeout = idleTimeout
-            self.allowSignUp = allowSignUp
-        }
-    }
+    public typealias Configuration = ServerSessionConfiguration
 
     public enum Action: Equatable {
         case send([UInt8])

@@ -3,38 +3,46 @@ import SecureChatCrypto
 
 /// What `securechat peer` runs with (Configs/peer.conf documents each key).
 public struct PeerConfiguration: Sendable {
+    /// The settings with defaults; the CLI fills them from the config file and flags.
+    public struct Options: Sendable {
+        public var signUp = false
+        /// Where to listen for direct calls; port 0: chosen by the system.
+        public var listen = HostPort(host: "0.0.0.0", port: 0)
+        /// The cipher of our calls and of our server connection.
+        public var cipher = CipherKind.chaChaPoly
+        /// Ciphers accepted from callers.
+        public var allowedCiphers = CipherKind.allCases
+        /// Call this user as soon as signed in.
+        public var callOnStart: UserID?
+        /// Ask the user (/accept, /reject) before answering a call that passed the checks, instead
+        /// of accepting it at once (the seed's behaviour, the default).
+        public var askBeforeAnswering = false
+        /// How long an asked call waits for the user before it is declined.
+        public var answerTimeout: Duration = .seconds(30)
+        public var keepAliveInterval: Duration = .seconds(60)
+        public var reconnectDelays = ReconnectDelays()
+
+        public init() {}
+    }
+
     public var user: UserID
     /// The passcode's wire digest (`PasscodeDigest.wire`), never the passcode.
     public var passcodeDigest: String
-    public var signUp = false
     public var server: HostPort
     public var serverKey: X25519PublicKey
-    /// Where to listen for direct calls; port 0: chosen by the system.
-    public var listen = HostPort(host: "0.0.0.0", port: 0)
-    /// The cipher of our calls and of our server connection.
-    public var cipher = CipherKind.chaChaPoly
-    /// Ciphers accepted from callers.
-    public var allowedCiphers = CipherKind.allCases
     public var identity: X25519KeyPair
     public var knownPeersPath: String
-    /// Call this user as soon as signed in.
-    public var callOnStart: UserID?
-    /// Ask the user (/accept, /reject) before answering a call that passed the checks, instead
-    /// of accepting it at once (the seed's behaviour, the default).
-    public var askBeforeAnswering = false
-    /// How long an asked call waits for the user before it is declined.
-    public var answerTimeout: Duration = .seconds(30)
-    public var keepAliveInterval: Duration = .seconds(60)
-    public var reconnectDelays = ReconnectDelays()
+    public var options: Options
 
     public init(user: UserID, passcodeDigest: String, server: HostPort, serverKey: X25519PublicKey,
-                identity: X25519KeyPair, knownPeersPath: String) {
+                identity: X25519KeyPair, knownPeersPath: String, options: Options) {
         self.user = user
         self.passcodeDigest = passcodeDigest
         self.server = server
         self.serverKey = serverKey
         self.identity = identity
         self.knownPeersPath = knownPeersPath
+        self.options = options
     }
 }
 

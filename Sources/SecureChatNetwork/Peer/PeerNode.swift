@@ -12,9 +12,12 @@ public final class PeerNode<Backend: CryptoBackend> {
         var connection: PeerConnection<Backend>
         let channel: any Channel
         let outgoing: Bool
-        /// The callee, or the caller once their CONNECTREQ arrived.
+        /// The callee, or the caller once their CONNECTREQ arrived. Kept here because the
+        /// connection forgets it when it closes, and closing is when we need it.
         var peer: UserID?
         var chatting = false
+        /// Ended by a HANGUP from either side, not by a fault worth telling the user about.
+        var hungUp = false
         /// The caller's key as the server gave it (and the handshake proved): pinned on first contact.
         var callerKey: X25519PublicKey?
         /// A checked call waiting for /accept or /reject (config `answer = ask`).
@@ -25,12 +28,15 @@ public final class PeerNode<Backend: CryptoBackend> {
     private let eventLoop: any EventLoop
     private let emit: @Sendable (PeerEvent) -> Void
     private var passcodeDigest: String
-    private var pinnedKeys: [UserID: X25519PublicKey]
+    /// The pinned keys while there is no server connection. While there is one, its session
+    /// holds them (it checks them and pins new ones), and they come back here when it ends.
+    private var pinnedWithoutSession: [UserID: X25519PublicKey]
+    private var pinnedKeys: [UserID: X25519PublicKey] { session?.pinnedKeys ?? pinnedWithoutSession }
 
     private var session: ClientSession<Backend>?
     private var serverChannel: (any Channel)?
     private var listener: (any Channel)?
-    private var listeningPort = 0
+    private var listeningPort: Int { listener?.localAddress?.port ?? 0 }
     /// Connections by id: the chat, a call being placed, callers being checked.
     private var calls: [Int: Call] = [:]
     private var nextCallID = 0
@@ -65,9 +71,6 @@ public final class PeerNode<Backend: CryptoBackend> {
                 node.value.connectToServer()
             }
         }
-
-        /// The port direct calls reach us on.
-        public var listeningPort: EventLoopFuture<Int> { node.eventLoop.submit { node.value.listeningPort } }
     }
 
     private init(configuration: PeerConfiguration, eventLoop: any EventLoop, pinnedKeys: [UserID: X25519PublicKey],
@@ -75,7 +78,7 @@ public final class PeerNode<Backend: CryptoBackend> {
         self.configuration = configuration
         self.eventLoop = eventLoop
         self.emit = emit
-        self.pinnedKeys = pinnedKeys
+        pinnedWithoutSession = pinnedKeys
         passcodeDigest = configuration.passcodeDigest
     }
 
@@ -94,13 +97,12 @@ public final class PeerNode<Backend: CryptoBackend> {
                     try bound.value.accept(channel)
                 }
             }
-            .bind(host: configuration.listen.host, port: configuration.listen.port)
-            .flatMapErrorThrowing { [address = configuration.listen] error in
+            .bind(host: configuration.options.listen.host, port: configuration.options.listen.port)
+            .flatMapErrorThrowing { [address = configuration.options.listen] error in
                 throw FileError("cannot listen for calls on \(address): \(error)")
             }
             .map { channel in
                 bound.value.listener = channel
-                bound.value.listeningPort = channel.localAddress?.port ?? 0
                 bound.value.emit(.info("listening for calls on port \(bound.value.listeningPort)"))
                 bound.value.connectToServer()
                 bound.value.startKeepAlive()
@@ -108,7 +110,7 @@ public final class PeerNode<Backend: CryptoBackend> {
     }
 
     private func accept(_ channel: any Channel) throws {
-        let id = register(PeerConnection(answeringWith: configuration.identity, allowed: configuration.allowedCiphers,
+        let id = register(PeerConnection(answeringWith: configuration.identity, allowed: configuration.options.allowedCiphers,
                                          sourceAddress: channel.remoteAddress?.ipAddress ?? ""),
                           channel: channel, outgoing: false)
         try attach(channel, id: id)
@@ -136,7 +138,7 @@ public final class PeerNode<Backend: CryptoBackend> {
         do {
             connection = try ClientSession<Backend>.connect(
                 userID: configuration.user, passcode: passcodeDigest, port: listeningPort,
-                signUpFirst: configuration.signUp && !signedInOnce, cipher: configuration.cipher,
+                signUpFirst: configuration.options.signUp && !signedInOnce, cipher: configuration.options.cipher,
                 identity: configuration.identity, serverKey: configuration.serverKey, pinnedKeys: pinnedKeys)
         } catch {
             return emit(.fatal("cannot start the server connection: \(error)"))
@@ -186,16 +188,18 @@ public final class PeerNode<Backend: CryptoBackend> {
         closeServer()
         guard !stopping else { return }
         failedAttempts += 1
-        let delay = configuration.reconnectDelays.delay(afterFailures: failedAttempts)
-        emit(.info("server: \(why); trying again in \(delay.seconds) s"))
+        let delay = configuration.options.reconnectDelays.delay(afterFailures: failedAttempts)
+        emit(.info("server: \(why); trying again in \(delay.components.seconds) s"))
         let bound = loopBound
-        reconnect = eventLoop.scheduleTask(in: .nanoseconds(delay.nanoseconds)) { bound.value.connectToServer() }
+        reconnect = eventLoop.scheduleTask(in: TimeAmount(delay)) { bound.value.connectToServer() }
     }
 
     private func startKeepAlive() {
         let bound = loopBound
-        let interval = TimeAmount.nanoseconds(configuration.keepAliveInterval.nanoseconds)
+        let interval = TimeAmount(configuration.options.keepAliveInterval)
         keepAlive = eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+            // Only while connected: without a server there is nobody to keep alive, and nothing to say.
+            guard bound.value.session != nil else { return }
             bound.value.sessionDo { $0.keepAlive() }
         }
     }
@@ -232,7 +236,7 @@ public final class PeerNode<Backend: CryptoBackend> {
                 emit(.info("refused: the key of \(user) changed. Pinned: \(fingerprint(pinned)); offered now: "
                            + "\(fingerprint(offered)). Compare with \(user) by voice; if they agree, /trust \(user)"))
             case let .pinned(user, key):
-                pin(user, key)
+                pinned(user, key)
             case let .incomingLookup(user, reply):
                 incomingLookedUp(user, reply)
             case let .users(users):
@@ -264,7 +268,7 @@ public final class PeerNode<Backend: CryptoBackend> {
         if let peer = calls.values.first(where: \.chatting)?.peer {
             sessionDo { $0.chatConnected(with: peer) }
         }
-        if first, let user = configuration.callOnStart { handle(.chat(user)) }
+        if first, let user = configuration.options.callOnStart { handle(.chat(user)) }
     }
 
     /// Forgets the server connection, then closes it: closing runs `serverEnded` at once, which
@@ -272,14 +276,15 @@ public final class PeerNode<Backend: CryptoBackend> {
     private func closeServer() {
         let channel = serverChannel
         serverChannel = nil
+        if let session { pinnedWithoutSession = session.pinnedKeys }
         session = nil
         channel?.close(promise: nil)
     }
 
     private func fingerprint(_ key: X25519PublicKey) -> String { Fingerprint.of(key, backend: Backend.self) }
 
-    private func pin(_ user: UserID, _ key: X25519PublicKey) {
-        pinnedKeys[user] = key
+    /// The session pinned a first key for `user`: tell the user and save it.
+    private func pinned(_ user: UserID, _ key: X25519PublicKey) {
         emit(.info("pinned the key of \(user): \(fingerprint(key))"))
         save()
     }
@@ -298,7 +303,7 @@ public final class PeerNode<Backend: CryptoBackend> {
         let connection: (PeerConnection<Backend>, [UInt8])
         do {
             connection = try PeerConnection<Backend>.call(from: configuration.user, identity: configuration.identity,
-                                                          to: user, calleeKey: key, cipher: configuration.cipher)
+                                                          to: user, calleeKey: key, cipher: configuration.options.cipher)
         } catch {
             return sessionDo { $0.callFailed(to: user, reason: "\(error)") }
         }
@@ -328,17 +333,15 @@ public final class PeerNode<Backend: CryptoBackend> {
             }
     }
 
-    private func peerBytes(_ id: Int, _ buffer: ByteBuffer) {
-        guard var call = calls[id] else { return }
-        let actions = call.connection.receive(buffer.readableBytesView)
-        calls[id] = call
-        perform(actions, call: id)
-    }
+    private func peerBytes(_ id: Int, _ buffer: ByteBuffer) { callDo(id) { $0.receive(buffer.readableBytesView) } }
 
-    private func peerEnded(_ id: Int) {
-        guard var call = calls[id] else { return }
-        let actions = call.connection.endOfStream()
-        calls[id] = call
+    private func peerEnded(_ id: Int) { callDo(id) { $0.endOfStream() } }
+
+    /// Runs an event on call `id`'s connection and carries out its actions.
+    private func callDo(_ id: Int, _ event: (inout PeerConnection<Backend>) -> [PeerConnection<Backend>.Action]) {
+        guard var connection = calls[id]?.connection else { return }
+        let actions = event(&connection)
+        calls[id]?.connection = connection
         perform(actions, call: id)
     }
 
@@ -347,13 +350,13 @@ public final class PeerNode<Backend: CryptoBackend> {
         guard let (id, call) = calls.first(where: { !$0.value.outgoing && !$0.value.chatting && $0.value.peer == user }) else { return }
         calls[id]?.callerKey = reply.found.flatMap { Base64.decode($0.encryptionKey) }.flatMap { try? X25519PublicKey(bytes: $0) }
         let refusal = call.connection.check(reply, pinnedKey: pinnedKeys[user], busy: isBusy(besides: id))
-        guard refusal == nil, configuration.askBeforeAnswering, let key = calls[id]?.callerKey else {
+        guard refusal == nil, configuration.options.askBeforeAnswering, let key = calls[id]?.callerKey else {
             return answer(id, refusal: refusal)
         }
         calls[id]?.awaitingUser = true
         emit(.info("\(user) is calling (fingerprint \(fingerprint(key))): /accept or /reject"))
         let bound = loopBound
-        eventLoop.scheduleTask(in: .nanoseconds(configuration.answerTimeout.nanoseconds)) {
+        eventLoop.scheduleTask(in: TimeAmount(configuration.options.answerTimeout)) {
             guard bound.value.calls[id]?.awaitingUser == true else { return }
             bound.value.emit(.info("missed call from \(user)"))
             bound.value.answer(id, refusal: .declined)
@@ -365,11 +368,8 @@ public final class PeerNode<Backend: CryptoBackend> {
     }
 
     private func answer(_ id: Int, refusal: CallRefusal?) {
-        guard var call = calls[id] else { return }
-        call.awaitingUser = false
-        let actions = call.connection.answer(refusal: refusal)
-        calls[id] = call
-        perform(actions, call: id)
+        calls[id]?.awaitingUser = false
+        callDo(id) { $0.answer(refusal: refusal) }
     }
 
     private func perform(_ actions: [PeerConnection<Backend>.Action], call id: Int) {
@@ -394,7 +394,7 @@ public final class PeerNode<Backend: CryptoBackend> {
                 }
             case let .connected(user):
                 calls[id]?.chatting = true
-                if !call.outgoing, pinnedKeys[user] == nil, let key = call.callerKey { pin(user, key) }
+                if !call.outgoing, let key = call.callerKey { sessionDo { $0.pinCaller(user, key: key) } }
                 if session != nil { sessionDo { $0.chatConnected(with: user) } } else { emit(.info("connected to \(user)")) }
             case let .refused(reason):
                 if call.outgoing, let user = call.peer {
@@ -405,7 +405,7 @@ public final class PeerNode<Backend: CryptoBackend> {
             case let .received(text):
                 if let user = call.peer { emit(.received(from: user, text: text)) }
             case .hungUp:
-                break
+                calls[id]?.hungUp = true
             case let .close(reason):
                 close(id, reason: reason)
             }
@@ -417,7 +417,7 @@ public final class PeerNode<Backend: CryptoBackend> {
         call.channel.close(promise: nil)
         guard let user = call.peer else { return }
         if call.chatting {
-            if reason != "hung up", reason != "the other side hung up" { emit(.info("chat ended: \(reason)")) }
+            if !call.hungUp { emit(.info("chat ended: \(reason)")) }
             // The session goes back to LoggedIn; `Hang up` is shown whether or not the server is there.
             _ = session?.chatEnded(with: user)
             emit(.hangUp)
@@ -448,17 +448,13 @@ public final class PeerNode<Backend: CryptoBackend> {
             guard let key = pinnedKeys[user] else { return emit(.info("no key known for \(user) yet: /chat \(user) first")) }
             emit(.info("fingerprint of \(user): \(fingerprint(key))"))
         case let .trust(user):
-            pinnedKeys[user] = nil
+            pinnedWithoutSession[user] = nil
             session?.trust(user)
             save()
             emit(.info("forgot the pinned key of \(user): the next key seen for \(user) will be pinned"))
         case let .text(line):
-            guard let id = chattingCall, var call = calls[id] else {
-                return emit(.info("not in a chat: /chat NAME calls someone, /help lists commands"))
-            }
-            let actions = call.connection.sendText(line)
-            calls[id] = call
-            perform(actions, call: id)
+            guard let id = chattingCall else { return emit(.info("not in a chat: /chat NAME calls someone, /help lists commands")) }
+            callDo(id) { $0.sendText(line) }
         case .accept, .reject:
             guard let id = calls.first(where: { $0.value.awaitingUser })?.key else { return emit(.info("nobody is calling")) }
             answer(id, refusal: command == .reject ? .declined : isBusy(besides: id) ? .busy : nil)
@@ -473,10 +469,8 @@ public final class PeerNode<Backend: CryptoBackend> {
     private var placingCall: Int? { calls.first { $0.value.outgoing && !$0.value.chatting }?.key }
 
     private func hangUp(_ id: Int) {
-        guard var call = calls[id] else { return }
-        let actions = call.connection.hangUp()
-        calls[id] = call
-        perform(actions, call: id)
+        calls[id]?.hungUp = true
+        callDo(id) { $0.hangUp() }
     }
 
     private func quit() {
@@ -490,20 +484,10 @@ public final class PeerNode<Backend: CryptoBackend> {
             for case let .send(bytes) in actions { serverChannel?.writeAndFlush(ByteBuffer(bytes: bytes), promise: nil) }
         }
         let server = serverChannel
-        serverChannel = nil
-        session = nil
+        closeServer()
         for id in calls.keys { abandon(id) }
         let emit = self.emit
-        let closing = [server?.close(), listener?.close()].compactMap { $0 }
+        let closing = [server?.closeFuture, listener?.close()].compactMap { $0 }
         EventLoopFuture.whenAllComplete(closing, on: eventLoop).whenComplete { _ in emit(.stopped) }
     }
-}
-
-extension Duration {
-    var nanoseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
-    }
-
-    var seconds: Int64 { components.seconds }
 }
