@@ -12,11 +12,20 @@ protocol SessionHandle: Sendable {
 /// Who is signed in now, where, and with which key: shared by every event loop, under a lock.
 final class OnlineDirectory: Sendable {
     struct Entry: Sendable {
-        var connection: UInt64
-        var address: String
-        var port: Int
-        var identityKey: X25519PublicKey
-        var handle: any SessionHandle
+        let connection: UInt64
+        let address: String
+        let port: Int
+        /// The identity key as LOOKUPREPLY carries it, encoded once at sign-in rather than per lookup.
+        let encodedIdentityKey: String
+        let handle: any SessionHandle
+
+        init(connection: UInt64, address: String, port: Int, identityKey: X25519PublicKey, handle: any SessionHandle) {
+            self.connection = connection
+            self.address = address
+            self.port = port
+            encodedIdentityKey = Base64.encode(identityKey.bytes)
+            self.handle = handle
+        }
     }
 
     private let entries = Mutex<[UserID: Entry]>([:])

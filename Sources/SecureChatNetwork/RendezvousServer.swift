@@ -103,7 +103,8 @@ public final class RendezvousServer<Backend: CryptoBackend>: Sendable {
             channel.close(promise: nil)
             return
         }
-        try channel.pipeline.syncOperations.addHandler(ServerConnectionHandler(context: context, id: id, address: address))
+        let connection = ServerConnection(context: context, id: id, address: address)
+        try channel.pipeline.syncOperations.addHandler(ServerChannelHandler(connection.events))
     }
 
     /// Users signed in now.

@@ -15,6 +15,8 @@ public struct ServerConfiguration: Sendable {
     public var session = ServerSessionConfiguration()
     /// Threads that run scrypt and store writes, off the event loops (0: one per core).
     public var hashingThreads = 0
+    /// Event-loop threads that serve connections (0: one per core).
+    public var networkThreads = 0
 
     public init() {}
 

@@ -85,12 +85,12 @@ struct Lookups: AsyncParsableCommand {
         let state = LookupLoad()
         for index in 0..<clients {
             let identity = try benchIdentity(index)
-            let (secure, first) = try SecureChannel<Backend>.initiator(cipher: .chaChaPoly, localStatic: identity,
-                                                                       remoteStatic: key, payload: [])
             _ = try await ClientBootstrap(group: group)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        let (secure, first) = try SecureChannel<Backend>.initiator(
+                            cipher: .chaChaPoly, localStatic: identity, remoteStatic: key, payload: [])
                         try channel.pipeline.syncOperations.addHandler(
                             LookupClientHandler(index: index, clients: clients, channel: secure, first: first, load: state))
                     }

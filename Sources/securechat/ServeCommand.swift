@@ -53,7 +53,8 @@ struct ServeCommand: AsyncParsableCommand {
 
     private func serve<Backend: CryptoBackend>(_ settings: ServerSettings, backend: Backend.Type) async throws {
         let logger = Logger(label: "securechat.server")
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        let threads = settings.server.networkThreads
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: threads > 0 ? threads : System.coreCount)
         let server: RendezvousServer<Backend>
         do {
             server = try await RendezvousServer<Backend>.start(configuration: settings.server, group: group, logger: logger)
@@ -97,6 +98,7 @@ struct ServerSettings {
         if let deadline = try file.duration("signin-deadline") { server.session.signInDeadline = deadline }
         if let idle = try file.duration("idle-timeout") { server.session.idleTimeout = idle }
         if let threads = try file.integer("hashing-threads", in: 0...256) { server.hashingThreads = threads }
+        if let threads = try file.integer("network-threads", in: 0...256) { server.networkThreads = threads }
         if let level = try file.logLevel("log-level") { logLevel = level }
         try file.requireAllUsed()
     }

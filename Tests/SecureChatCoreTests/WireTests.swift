@@ -107,6 +107,14 @@ struct MessageTests {
         #expect(try ControlMessage.decode(message.encoded()) == message)
     }
 
+    @Test func stringsAreEscapedExactlyAndReadBack() throws {
+        let text = "plain \"q\" back\\slash\n\r\t\u{01}\u{1f} é"
+        let written = String(decoding: JSONValue.string(text).serialized, as: UTF8.self)
+        #expect(written == #""plain \"q\" back\\slash\n\r\t\u0001\u001f é""#)
+        #expect(try JSONValue.parse(JSONValue.string(text).serialized) == .string(text))
+        #expect(JSONValue.string("bianca").serialized == Array("\"bianca\"".utf8))
+    }
+
     @Test func notFoundHasEveryInformationFieldEmpty() {
         #expect(String(decoding: ControlMessage.lookupReply(.notFound).encoded(), as: UTF8.self)
                 == #"{"msgtype":"LOOKUPREPLY","status":"NOTFOUND","answer":"","address":"","location":"","encryptionkey":""}"#)

@@ -141,7 +141,7 @@ struct ServerDefenceTests {
         // Silent: connects and sends nothing.
         #expect(try await sendRawAndAwaitClose([], to: server.address, seconds: 5) != nil)
         // Slow: finishes the handshake but never signs in.
-        try await server.connect { client in
+        _ = try await server.connect { client in
             await #expect(throws: ControlConnection<TestBackend>.Failure.closedByServer) { try await client.receive() }
         }
         #expect(server.log.contains("connection closed", ["reason": "no handshake and sign-in before the deadline"]))

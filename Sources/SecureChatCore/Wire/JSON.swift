@@ -98,21 +98,34 @@ extension JSONValue {
     }
 
     private static func writeString(_ text: String, into output: inout [UInt8]) {
-        let hexDigits = Array("0123456789abcdef".utf8)
         output.append(UInt8(ascii: "\""))
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): output += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
-            case UInt8(ascii: "\\"): output += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
-            case UInt8(ascii: "\n"): output += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
-            case UInt8(ascii: "\r"): output += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
-            case UInt8(ascii: "\t"): output += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
-            case 0..<0x20:
-                output += Array("\\u00".utf8) + [hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 0xF)]]
-            default: output.append(byte)
-            }
+        // Most strings (user IDs, base64, addresses) need no escape: copy them in one go.
+        if !text.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            output.append(contentsOf: text.utf8)
+        } else {
+            for byte in text.utf8 { writeEscaped(byte, into: &output) }
         }
         output.append(UInt8(ascii: "\""))
+    }
+
+    private static func writeEscaped(_ byte: UInt8, into output: inout [UInt8]) {
+        let escape: UInt8
+        switch byte {
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"): escape = byte
+        case UInt8(ascii: "\n"): escape = UInt8(ascii: "n")
+        case UInt8(ascii: "\r"): escape = UInt8(ascii: "r")
+        case UInt8(ascii: "\t"): escape = UInt8(ascii: "t")
+        case 0..<0x20:
+            let hexDigit = { (nibble: UInt8) in nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10 }
+            output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
+                                       hexDigit(byte >> 4), hexDigit(byte & 0xF)])
+            return
+        default:
+            output.append(byte)
+            return
+        }
+        output.append(UInt8(ascii: "\\"))
+        output.append(escape)
     }
 }
 

@@ -3,12 +3,45 @@ import NIOCore
 import SecureChatCore
 import SecureChatCrypto
 
-/// One client connection of the server: bytes and timers in, the session's actions carried out.
-/// Store and hashing work goes to the thread pool and its answer comes back on this event loop.
-final class ServerConnectionHandler<Backend: CryptoBackend>: ChannelInboundHandler {
+/// What NIO sees of a server connection. NIO calls its handlers through a protocol, and a generic
+/// handler's protocol methods run as unspecialised generic code on every message (metadata lookups
+/// and boxing cost about a tenth of the server's time). So this handler is concrete and reaches the
+/// generic `ServerConnection` through closures made by `ServerConnection.events`, which
+/// `RendezvousServer.start` calls where the caller has made the backend type concrete.
+final class ServerChannelHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
+    struct Events {
+        let added: (ChannelHandlerContext) -> Void
+        let read: (ByteBuffer) -> Void
+        let inactive: () -> Void
+        let removed: () -> Void
+        let failed: (any Error) -> Void
+    }
+
+    private let events: Events
+
+    init(_ events: Events) { self.events = events }
+
+    func handlerAdded(context: ChannelHandlerContext) { events.added(context) }
+    func handlerRemoved(context: ChannelHandlerContext) { events.removed() }
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) { events.read(unwrapInboundIn(data)) }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        events.inactive()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        events.failed(error)
+        context.close(promise: nil)
+    }
+}
+
+/// One client connection of the server: bytes and timers in, the session's actions carried out.
+/// Store and hashing work goes to the thread pool and its answer comes back on this event loop.
+final class ServerConnection<Backend: CryptoBackend> {
     private let shared: ServerContext<Backend>
     private let id: UInt64
     private let address: String
@@ -29,29 +62,21 @@ final class ServerConnectionHandler<Backend: CryptoBackend>: ChannelInboundHandl
 
     private static func now() -> Instant { Instant(nanoseconds: NIODeadline.now().uptimeNanoseconds) }
 
-    func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
-        scheduleTick()
-    }
-
-    func handlerRemoved(context: ChannelHandlerContext) {
-        timer?.cancel()
-        self.context = nil
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let buffer = unwrapInboundIn(data)
-        perform(session.receive(buffer.readableBytesView, now: Self.now()))
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        perform(session.endOfStream())
-        context.fireChannelInactive()
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        logger.info("connection error", metadata: ["error": "\(error)"])
-        context.close(promise: nil)
+    /// The handler's view of this connection. `@inline(__always)` so that the closures are made,
+    /// and specialised, in the caller.
+    @inline(__always)
+    var events: ServerChannelHandler.Events {
+        .init(added: { [self] context in
+                  self.context = context
+                  scheduleTick()
+              },
+              read: { [self] buffer in perform(session.receive(buffer.readableBytesView, now: Self.now())) },
+              inactive: { [self] in perform(session.endOfStream()) },
+              removed: { [self] in
+                  timer?.cancel()
+                  context = nil
+              },
+              failed: { [self] error in logger.info("connection error", metadata: ["error": "\(error)"]) })
     }
 
     // MARK: Timers
@@ -74,7 +99,7 @@ final class ServerConnectionHandler<Backend: CryptoBackend>: ChannelInboundHandl
         for action in actions {
             switch action {
             case let .send(bytes):
-                context.write(wrapOutboundOut(ByteBuffer(bytes: bytes)), promise: nil)
+                context.write(NIOAny(ByteBuffer(bytes: bytes)), promise: nil)
                 wrote = true
             case let .close(reason):
                 if wrote { context.flush() }
@@ -110,7 +135,7 @@ final class ServerConnectionHandler<Backend: CryptoBackend>: ChannelInboundHandl
     private func lookupReply(_ user: UserID) -> ControlMessage.LookupReply {
         guard let entry = shared.directory.lookup(user) else { return .notFound }
         return .init(found: .init(answer: user, address: entry.address,
-                                  encryptionKey: Base64.encode(entry.identityKey.bytes), port: entry.port))
+                                  encryptionKey: entry.encodedIdentityKey, port: entry.port))
     }
 
     /// A limited attempt is refused at once, without hashing; others hash on the pool.
@@ -200,7 +225,7 @@ final class ServerConnectionHandler<Backend: CryptoBackend>: ChannelInboundHandl
 /// How other connections reach a handler: always on its own event loop.
 private struct ConnectionHandle<Backend: CryptoBackend>: SessionHandle {
     let eventLoop: any EventLoop
-    let handler: NIOLoopBound<ServerConnectionHandler<Backend>>
+    let handler: NIOLoopBound<ServerConnection<Backend>>
 
     func replacedByNewSignIn() { eventLoop.execute { handler.value.replacedByNewSignIn() } }
     func presenceChanged(_ presence: ControlMessage.Presence) { eventLoop.execute { handler.value.presenceChanged(presence) } }
