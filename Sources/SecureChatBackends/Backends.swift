@@ -10,8 +10,9 @@ public enum BackendName: String, CaseIterable, Sendable, CustomStringConvertible
     public var description: String { rawValue }
 
     /// The implementation. Passing it to a function generic over `CryptoBackend` opens the
-    /// existential once, so everything below runs code specialised for the backend: the one
-    /// place where the run-time choice becomes a static type.
+    /// existential once and runs that function's generic code unspecialised: right where speed
+    /// does not matter (self-test, peer). Hot paths switch on the name and pass the concrete
+    /// type instead, so that the compiler specialises them (`serve`, `bench`).
     public var implementation: any CryptoBackend.Type {
         switch self {
         case .openssl: return OpenSSLBackend.self

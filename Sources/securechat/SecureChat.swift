@@ -9,7 +9,7 @@ struct SecureChat: AsyncParsableCommand {
         commandName: "securechat",
         abstract: "End-to-end encrypted chat: a rendezvous server and peers that talk directly (Noise IK).",
         version: version,
-        subcommands: [ServeCommand.self, PeerCommand.self, UserCommand.self, SelfTestCommand.self, VersionCommand.self]
+        subcommands: [ServeCommand.self, PeerCommand.self, UserCommand.self, BenchCommand.self, SelfTestCommand.self, VersionCommand.self]
     )
 }
 

@@ -8,12 +8,12 @@ import Testing
 /// the chat record path allocate nothing; control messages allocate a little, counted here.
 @Suite("Allocations")
 struct AllocationTests {
-    @Test("transport seal/open and the chat record path allocate nothing",
+    @Test("transport seal/open and the chat record path (seal and open) allocate nothing",
           arguments: BackendName.allCases, CipherKind.allCases)
     func hotPathAllocatesNothing(backend: BackendName, cipher: CipherKind) throws {
         let counts = try measureHotPath(backend.implementation, cipher)
         print("allocations: \(backend) \(cipher.rawValue): \(counts.transport) in 1000 transport seal+open (rekeys included), "
-              + "\(counts.record) in 1000 chat records sealed")
+              + "\(counts.record) in 1000 chat records sealed and opened")
         #expect(counts.transport == 0)
         #expect(counts.record == 0)
     }
@@ -49,14 +49,25 @@ private func measureHotPath<B: CryptoBackend>(_: B.Type, _ cipher: CipherKind) t
             }
         }
     }
-    // The chat record path: record encoded and sealed in place as a frame.
-    var (channel, _) = try establishedChannels(B.self, cipher)
+    // The chat record path: record encoded and sealed in place as a frame, then opened and
+    // validated in place on the other side.
+    var (sending, receiving) = try establishedChannels(B.self, cipher)
     let record: UInt64 = try message.withUnsafeBytes { body in
         try sealed.withUnsafeMutableBytes { out in
-            for _ in 0..<12 { _ = try PeerConnection<B>.sealRecord(.text, body: body, channel: &channel, into: out) }
-            let before = securechat_thread_allocations()
-            for _ in 0..<1000 { _ = try PeerConnection<B>.sealRecord(.text, body: body, channel: &channel, into: out) }
-            return securechat_thread_allocations() - before
+            try opened.withUnsafeMutableBytes { openedBuffer in
+                func exchange(_ times: Int) throws {
+                    for _ in 0..<times {
+                        let count = try PeerConnection<B>.sealRecord(.text, body: body, channel: &sending, into: out)
+                        let payload = UnsafeRawBufferPointer(rebasing: out[Framing.headerSize..<count])
+                        let (type, received) = try PeerConnection<B>.openRecord(payload, channel: &receiving, into: openedBuffer)
+                        guard case .text = type, received.count == body.count else { throw NoiseError.decryptionFailed }
+                    }
+                }
+                try exchange(12)
+                let before = securechat_thread_allocations()
+                try exchange(1000)
+                return securechat_thread_allocations() - before
+            }
         }
     }
     return (transport, record)

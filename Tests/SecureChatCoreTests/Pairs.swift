@@ -1,3 +1,4 @@
+import SecureChatBench
 import SecureChatCore
 import SecureChatCrypto
 
@@ -15,13 +16,5 @@ func transportPair<B: CryptoBackend>(_: B.Type, _ cipher: CipherKind) throws -> 
 
 /// An established pair of SecureChannels: (initiator, responder).
 func establishedChannels<B: CryptoBackend>(_: B.Type, _ cipher: CipherKind = .chaChaPoly) throws -> (SecureChannel<B>, SecureChannel<B>) {
-    let server = try B.generateX25519KeyPair()
-    var (client, opening) = try SecureChannel<B>.initiator(cipher: cipher, localStatic: try B.generateX25519KeyPair(),
-                                                          remoteStatic: server.publicKey, payload: [])
-    var responder = SecureChannel<B>(responderWith: server, allowed: CipherKind.allCases)
-    guard case .handshakeReceived? = responder.receive(opening).first, case let .send(message2)? = responder.respond(payload: []).first,
-          client.receive(message2) == [.established(payload: [])] else {
-        throw NoiseError.handshakeNotComplete
-    }
-    return (client, responder)
+    try establishedPair(B.self, cipher)
 }

@@ -168,6 +168,14 @@ public struct PeerConnection<Backend: CryptoBackend> {
         return try channel.sealFrame(UnsafeRawBufferPointer(rebasing: recordArea[..<recordCount]), into: output)
     }
 
+    /// Opens one sealed chat record (a frame's payload) into `output` and validates it, with no
+    /// heap allocation; the body is a view into `output`. The counterpart of `sealRecord`.
+    public static func openRecord(_ ciphertext: UnsafeRawBufferPointer, channel: inout SecureChannel<Backend>,
+                                  into output: UnsafeMutableRawBufferPointer) throws -> (ChatRecordType, UnsafeRawBufferPointer) {
+        let count = try channel.openMessage(ciphertext, into: output)
+        return try ChatRecord.decode(UnsafeRawBufferPointer(rebasing: output[..<count]))
+    }
+
     /// Hangs up: HANGUP to the other side, then close (PROTOCOL.md §5.5).
     public mutating func hangUp() -> [Action] {
         switch state {

@@ -146,6 +146,20 @@ public struct SecureChannel<Backend: CryptoBackend> {
         }
     }
 
+    /// Opens one transport message (a frame's payload, without its header) into `output` and
+    /// returns the plaintext length. No heap allocation: the chat record path. A message that does
+    /// not open fails the channel for good, as in `receive`.
+    public mutating func openMessage(_ ciphertext: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws -> Int {
+        guard case var .established(established) = state else {
+            if case let .failed(error) = state { throw error }
+            throw SecureChannelError.unexpectedFrame("the handshake is not complete")
+        }
+        state = .failed(.decryption)  // stays failed unless the message opens
+        guard let count = try? established.transport.open(ciphertext, into: output) else { throw SecureChannelError.decryption }
+        state = .established(established)
+        return count
+    }
+
     private mutating func handle(frame: [UInt8]) -> [Action] {
         switch state {
         case let .awaitingHello(waiting):
@@ -170,14 +184,15 @@ public struct SecureChannel<Backend: CryptoBackend> {
             } catch {
                 return fail(.handshake(error as? NoiseError ?? .decryptionFailed))
             }
-        case var .established(established):
-            state = .failed(.closed)
+        case .established:
+            var plaintext = [UInt8](repeating: 0, count: max(frame.count - AEADSize.tag, 0))
             do {
-                let plaintext = try established.transport.open(frame)
-                state = .established(established)
+                _ = try plaintext.withUnsafeMutableBytes { (out) in
+                    try frame.withUnsafeBytes { (ciphertext) in try openMessage(ciphertext, into: out) }
+                }
                 return [.deliver(plaintext)]
             } catch {
-                return fail(.decryption)
+                return [.fail(.decryption)]
             }
         case let .failed(error):
             return [.fail(error)]

@@ -4,6 +4,17 @@ public enum ChatRecordType: UInt8, Sendable {
     case text = 0x01
     case hangUp = 0x02
     case keepAlive = 0x03
+
+    /// Written out because the synthesised one allocates in debug builds, and decoding a record
+    /// must allocate nothing, in every build the tests run.
+    public init?(rawValue: UInt8) {
+        switch rawValue {
+        case 0x01: self = .text
+        case 0x02: self = .hangUp
+        case 0x03: self = .keepAlive
+        default: return nil
+        }
+    }
 }
 
 public enum ChatRecordError: Error, Equatable, Sendable {
@@ -32,8 +43,9 @@ public enum ChatRecord {
     /// Validates a record and returns its type and body (a view into `record`).
     /// TEXT must be UTF-8 with no line break; HANGUP and KEEPALIVE must have no body.
     public static func decode(_ record: UnsafeRawBufferPointer) throws(ChatRecordError) -> (ChatRecordType, UnsafeRawBufferPointer) {
-        guard let first = record.first else { throw .empty }
-        guard let type = ChatRecordType(rawValue: first) else { throw .unknownType(first) }
+        // `record.first` would allocate in debug builds (an unspecialised generic path).
+        guard record.count > 0 else { throw .empty }
+        guard let type = ChatRecordType(rawValue: record[0]) else { throw .unknownType(record[0]) }
         let body = UnsafeRawBufferPointer(rebasing: record[1...])
         switch type {
         case .text:

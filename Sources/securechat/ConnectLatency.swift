@@ -1,0 +1,128 @@
+import Glibc
+import Logging
+import NIOPosix
+import SecureChatBench
+import SecureChatCore
+import SecureChatCrypto
+import SecureChatNetwork
+
+/// The peer-to-peer connect latency of `securechat bench`: a throwaway server and two peers in
+/// this process over loopback, in a temporary directory removed afterwards. Each call is timed
+/// from `/chat` until both sides report the chat connected, then hung up.
+enum ConnectLatency<Backend: CryptoBackend> {
+    static func measure(calls: Int) async throws -> [BenchResult] {
+        guard let directory = makeTemporaryDirectory() else { throw CLIError("cannot create a temporary directory") }
+        var server = ServerConfiguration()
+        server.host = "127.0.0.1"
+        server.port = 0
+        server.dataDirectory = directory + "/server"
+        server.scrypt = ScryptParameters(n: 1 << 10, r: 8, p: 1)  // throwaway accounts: cheap to hash
+        server.presenceBroadcast = false
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let silent = Logger(label: "securechat.bench", factory: { _ in SwiftLogNoOpLogHandler() })
+        var latencies = [Double]()
+        var failure: (any Error)?
+        do {
+            let rendezvous = try await RendezvousServer<Backend>.start(configuration: server, group: group, logger: silent)
+            do {
+                let address = HostPort(host: "127.0.0.1", port: rendezvous.localAddress.port ?? 0)
+                let ali = try await BenchPeer<Backend>.start("ali", server: address, key: rendezvous.publicKey, group: group, directory: directory)
+                let bianca = try await BenchPeer<Backend>.start("bianca", server: address, key: rendezvous.publicKey, group: group, directory: directory)
+                let clock = ContinuousClock()
+                for _ in 0..<calls {
+                    let start = clock.now
+                    ali.handle.submit(.chat(bianca.user))
+                    try await ali.await { $0 == .info("connected to bianca") }
+                    try await bianca.await { $0 == .info("connected to ali") }
+                    latencies.append((clock.now - start).seconds * 1000)
+                    ali.handle.submit(.hangUp)
+                    try await ali.await { $0 == .hangUp }
+                    try await bianca.await { $0 == .hangUp }
+                }
+                for peer in [ali, bianca] {
+                    peer.handle.submit(.quit)
+                    try await peer.await { $0 == .stopped }
+                }
+            } catch {
+                failure = error
+            }
+            await rendezvous.stop()
+        } catch {
+            failure = error
+        }
+        try? await group.shutdownGracefully()
+        removeTree(directory)
+        if let failure { throw failure }
+        latencies.sort()
+        let percentile = { (fraction: Double) in latencies[min(latencies.count - 1, Int((Double(latencies.count) * fraction).rounded(.up)) - 1)] }
+        return [BenchResult("connect-p50", value: percentile(0.5), unit: "ms"),
+                BenchResult("connect-p99", value: percentile(0.99), unit: "ms"),
+                BenchResult("connect-trials", value: Double(latencies.count), unit: "calls")]
+    }
+
+    private static func makeTemporaryDirectory() -> String? {
+        var template = Array("/tmp/securechat-bench-XXXXXX".utf8CString)
+        return template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }.map { String(cString: $0) }
+    }
+
+    /// Removes what the throwaway server and peers wrote (files one level down at most).
+    private static func removeTree(_ path: String) {
+        guard let directory = opendir(path) else { return }
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard name != ".", name != ".." else { continue }
+            let child = path + "/" + name
+            if unlink(child) != 0 { removeTree(child) }
+        }
+        closedir(directory)
+        rmdir(path)
+    }
+}
+
+/// One in-process peer of the connect benchmark, signed up and signed in, with its events.
+private struct BenchPeer<Backend: CryptoBackend> {
+    let user: UserID
+    let handle: PeerNode<Backend>.Handle
+    private let events: AsyncStream<PeerEvent>.Iterator.Box
+
+    static func start(_ name: String, server: HostPort, key: X25519PublicKey, group: MultiThreadedEventLoopGroup,
+                      directory: String) async throws -> BenchPeer {
+        let user = UserID(name)!
+        let passcode = SecretBytes(Array("bench passcode of \(name)".utf8))
+        var options = PeerConfiguration.Options()
+        options.signUp = true
+        options.listen = HostPort(host: "127.0.0.1", port: 0)
+        let configuration = PeerConfiguration(
+            user: user, passcodeDigest: try PasscodeDigest.wire(userID: user, passcode: passcode, backend: Backend.self),
+            server: server, serverKey: key, identity: try Backend.generateX25519KeyPair(),
+            knownPeersPath: directory + "/\(name).known_peers", options: options)
+        let (stream, sink) = AsyncStream.makeStream(of: PeerEvent.self)
+        let handle = try await PeerNode<Backend>.start(configuration: configuration, eventLoop: group.next(),
+                                                       emit: { sink.yield($0) }).get()
+        let peer = BenchPeer(user: user, handle: handle, events: .init(stream.makeAsyncIterator()))
+        try await peer.await { if case .info(let text) = $0 { text.hasPrefix("signed in as") } else { false } }
+        return peer
+    }
+
+    /// Waits for the first event that matches; a fatal event or a refused sign-in is an error.
+    func await(_ matches: (PeerEvent) -> Bool) async throws {
+        while let event = await events.next() {
+            if matches(event) { return }
+            switch event {
+            case let .fatal(why), let .signInRefused(why): throw CLIError("the benchmark peer \(user) stopped: \(why)")
+            case .stopped: throw CLIError("the benchmark peer \(user) stopped")
+            case .info, .received, .hangUp: continue
+            }
+        }
+        throw CLIError("the benchmark peer \(user) ended")
+    }
+}
+
+extension AsyncStream.Iterator {
+    /// A reference to an iterator, so a value type can advance it.
+    final class Box {
+        private var iterator: AsyncStream.Iterator
+        init(_ iterator: AsyncStream.Iterator) { self.iterator = iterator }
+        func next() async -> Element? { await iterator.next() }
+    }
+}
