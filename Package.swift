@@ -56,9 +56,7 @@ let package = Package(
                     .product(name: "NIOPosix", package: "swift-nio"),
                     .product(name: "Logging", package: "swift-log"),
                 ],
-                // Its hot paths are generic and get specialised, for speed, in the CLI; what is
-                // compiled here is the rest (files, config, unspecialised generics): size first.
-                swiftSettings: sizeOptimised),
+                swiftSettings: strictSwift),
         // What `securechat bench` and Benchmarks/ time: workloads over the core, their timing and report.
         // Optimised for size (binary budget): the timed work is in the backends, compiled for speed.
         .target(name: "SecureChatBench", dependencies: ["SecureChatCore", "SecureChatCrypto"], swiftSettings: sizeOptimised),
