@@ -64,7 +64,7 @@ for backend in ("openssl", "gcrypt"):
               f"(goal >= 2.5: {'ok' if speedup >= 2.5 else 'MISSED'})")
 print(f"\nX25519 per second, ours (C): " + ", ".join(
     f"{op} {b} {ours[f'x25519-{op} {b}']:.0f} ({c[f'x25519-{op} {b}']:.0f})" for b in ("openssl", "gcrypt") for op in ("keygen", "dh")))
-print(best["recommendation"])
+print("securechat bench, round 1: " + best["recommendation"])
 PY
 python3 scripts/bench-chart.py .build/bench.json docs/bench-chart.svg
 echo "chart for the README: docs/bench-chart.svg" >&2

@@ -36,46 +36,57 @@ public struct BenchPlan: Sendable {
         self.sizes = sizes
         self.seconds = seconds
     }
+}
 
-    /// How many figures `CryptoBench.run` measures per backend (for progress).
-    public var stepsPerBackend: Int { ciphers.count * (sizes.count * 2 + 2) + 4 }
+/// One figure to measure: its key, known before it runs (for progress), and the measurement.
+public struct BenchFigure {
+    public let key: String
+    private let template: BenchResult
+    private let rate: () throws -> Double
+
+    init(_ template: BenchResult, rate: @escaping () throws -> Double) {
+        key = template.key
+        self.template = template
+        self.rate = rate
+    }
+
+    public func measure() throws -> BenchResult {
+        var result = template
+        result.value = try rate()
+        return result
+    }
 }
 
 /// The on-device crypto figures for one backend. Generic, and called with a concrete backend
-/// type, so each workload runs specialised code.
+/// type, so each workload (and the closure that times it) runs specialised code.
 public enum CryptoBench<Backend: CryptoBackend> {
-    /// Measures throughput (seal, open; MB/s), X25519 (operations/s), the IK handshake
-    /// (handshakes/s, and its X25519 + hash floor) and the chat record path. `step` is called
-    /// before each figure with its key, for progress.
-    public static func run(_ plan: BenchPlan, step: (String) -> Void) throws -> [BenchResult] {
-        var results = [BenchResult]()
-        func measure<W: Workload>(_ measure: String, cipher: CipherKind? = nil, size: Int? = nil, unit: String,
-                                  scale: Double = 1, _ workload: () throws -> W) throws {
-            var result = BenchResult(measure, backend: Backend.name, cipher: cipher, size: size, value: 0, unit: unit)
-            step(result.key)
-            var instance = try workload()
-            result.value = try operationsPerSecond(&instance, seconds: plan.seconds) * scale
-            results.append(result)
+    /// Throughput (seal, open; MB/s), X25519 and hashing (operations/s), the IK handshake and the
+    /// chat record path, in the order they run.
+    public static func figures(_ plan: BenchPlan) -> [BenchFigure] {
+        var figures = [BenchFigure]()
+        func add<W: Workload>(_ measure: String, cipher: CipherKind? = nil, size: Int? = nil, unit: String,
+                              scale: Double = 1, _ workload: @escaping () throws -> W) {
+            let template = BenchResult(measure, backend: Backend.name, cipher: cipher, size: size, value: 0, unit: unit)
+            figures.append(BenchFigure(template) {
+                var instance = try workload()
+                return try operationsPerSecond(&instance, seconds: plan.seconds) * scale
+            })
         }
         for cipher in plan.ciphers {
             for size in plan.sizes {
                 let megabytes = Double(size) / 1e6
-                try measure("seal", cipher: cipher, size: size, unit: "MB/s", scale: megabytes) {
-                    try SealWorkload<Backend>(cipher, size: size)
-                }
-                try measure("open", cipher: cipher, size: size, unit: "MB/s", scale: megabytes) {
-                    try OpenWorkload<Backend>(cipher, size: size)
-                }
+                add("seal", cipher: cipher, size: size, unit: "MB/s", scale: megabytes) { try SealWorkload<Backend>(cipher, size: size) }
+                add("open", cipher: cipher, size: size, unit: "MB/s", scale: megabytes) { try OpenWorkload<Backend>(cipher, size: size) }
             }
         }
-        try measure("x25519-keygen", unit: "ops/s") { KeyGenerationWorkload<Backend>() }
-        try measure("x25519-dh", unit: "ops/s") { try DiffieHellmanWorkload<Backend>() }
-        try measure("sha256-64", unit: "ops/s") { HashWorkload<Backend>(.mixHash) }
-        try measure("hmac-sha256-33", unit: "ops/s") { HashWorkload<Backend>(.hkdfHMAC) }
+        add("x25519-keygen", unit: "ops/s") { KeyGenerationWorkload<Backend>() }
+        add("x25519-dh", unit: "ops/s") { try DiffieHellmanWorkload<Backend>() }
+        add("sha256-64", unit: "ops/s") { HashWorkload<Backend>(.mixHash) }
+        add("hmac-sha256-33", unit: "ops/s") { HashWorkload<Backend>(.hkdfHMAC) }
         for cipher in plan.ciphers {
-            try measure("ik-handshake", cipher: cipher, unit: "handshakes/s") { try HandshakeWorkload<Backend>(cipher) }
-            try measure("chat-record", cipher: cipher, size: 64, unit: "records/s") { try ChatRecordWorkload<Backend>(cipher, size: 64) }
+            add("ik-handshake", cipher: cipher, unit: "handshakes/s") { try HandshakeWorkload<Backend>(cipher) }
+            add("chat-record", cipher: cipher, size: 64, unit: "records/s") { try ChatRecordWorkload<Backend>(cipher, size: 64) }
         }
-        return results
+        return figures
     }
 }

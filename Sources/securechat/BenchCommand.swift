@@ -52,15 +52,20 @@ struct BenchCommand: AsyncParsableCommand {
 
     func run() async throws {
         let plan = BenchPlan(ciphers: cipher.ciphers, sizes: parsedSizes ?? [], seconds: seconds)
-        let progress = Progress(total: plan.stepsPerBackend * backend.backends.count + (calls > 0 ? 1 : 0))
+        var figures = [BenchFigure]()
+        for name in backend.backends {
+            // Concrete types, so that every workload runs code specialised for the backend.
+            switch name {
+            case .openssl: figures += CryptoBench<OpenSSLBackend>.figures(plan)
+            case .gcrypt: figures += CryptoBench<GcryptBackend>.figures(plan)
+            }
+        }
+        let progress = Progress(total: figures.count + (calls > 0 ? 1 : 0))
         var results = [BenchResult]()
         do {
-            for name in backend.backends {
-                // Concrete types, so that every workload runs code specialised for the backend.
-                switch name {
-                case .openssl: results += try CryptoBench<OpenSSLBackend>.run(plan, step: progress.step)
-                case .gcrypt: results += try CryptoBench<GcryptBackend>.run(plan, step: progress.step)
-                }
+            for figure in figures {
+                progress.step(figure.key)
+                results.append(try figure.measure())
             }
             if calls > 0 {
                 progress.step("peer-to-peer connect latency")

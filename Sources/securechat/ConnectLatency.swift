@@ -32,8 +32,8 @@ enum ConnectLatency<Backend: CryptoBackend> {
                 for _ in 0..<calls {
                     let start = clock.now
                     ali.handle.submit(.chat(bianca.user))
-                    try await ali.await { $0 == .info("connected to bianca") }
-                    try await bianca.await { $0 == .info("connected to ali") }
+                    try await ali.await { $0 == .connected(bianca.user) }
+                    try await bianca.await { $0 == .connected(ali.user) }
                     latencies.append((clock.now - start).seconds * 1000)
                     ali.handle.submit(.hangUp)
                     try await ali.await { $0 == .hangUp }
@@ -100,7 +100,7 @@ private struct BenchPeer<Backend: CryptoBackend> {
         let handle = try await PeerNode<Backend>.start(configuration: configuration, eventLoop: group.next(),
                                                        emit: { sink.yield($0) }).get()
         let peer = BenchPeer(user: user, handle: handle, events: .init(stream.makeAsyncIterator()))
-        try await peer.await { if case .info(let text) = $0 { text.hasPrefix("signed in as") } else { false } }
+        try await peer.await { if case .signedIn = $0 { true } else { false } }
         return peer
     }
 
@@ -111,7 +111,7 @@ private struct BenchPeer<Backend: CryptoBackend> {
             switch event {
             case let .fatal(why), let .signInRefused(why): throw CLIError("the benchmark peer \(user) stopped: \(why)")
             case .stopped: throw CLIError("the benchmark peer \(user) stopped")
-            case .info, .received, .hangUp: continue
+            case .info, .signedIn, .connected, .received, .hangUp: continue
             }
         }
         throw CLIError("the benchmark peer \(user) ended")

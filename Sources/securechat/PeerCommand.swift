@@ -58,7 +58,7 @@ struct PeerCommand: AsyncParsableCommand {
 
     /// The peer runs its backend-generic code unspecialised (the existential is opened here, not
     /// switched on): it moves lines people type, its crypto runs in the backends' own compiled
-    /// code, and specialised copies for both backends would cost about 90 KB of the 24 MB budget.
+    /// code, and specialised copies for both backends would cost about 50 KB of the 24 MB budget.
     /// The server, where throughput matters, is specialised (`ServeCommand`).
     private func runPeer<Backend: CryptoBackend>(_: Backend.Type, _ settings: PeerSettings) async throws {
         try await PeerRunner<Backend>(settings: settings, passcodeFile: passcodeFile).run()
@@ -161,6 +161,8 @@ struct PeerRunner<Backend: CryptoBackend> {
         loop: for await event in events {
             switch event {
             case let .info(text): console.show(text)
+            case let .signedIn(fingerprint): console.show("signed in as \(user) (your fingerprint: \(fingerprint))")
+            case let .connected(peer): console.show("connected to \(peer)")
             case let .received(from, text): console.show("\(from)> \(text)")
             case .hangUp: console.show("Hang up")
             case let .signInRefused(reason):

@@ -61,8 +61,12 @@ public struct ReconnectDelays: Sendable {
 
 /// What the peer tells its user. The CLI shows each as one line (`ali> text`, `Hang up`, …).
 public enum PeerEvent: Sendable, Equatable {
-    /// A status line: signed in, connected to NAME, refused: reason, …
+    /// A status line: refused: reason, NAME is online, …
     case info(String)
+    /// Signed in (again after a reconnection too), with the user's own key fingerprint.
+    case signedIn(fingerprint: String)
+    /// A chat with this user started, whoever called: shown as `connected to NAME`.
+    case connected(UserID)
     case received(from: UserID, text: String)
     /// A chat ended, by either side: shown as `Hang up`.
     case hangUp

@@ -244,7 +244,7 @@ public final class PeerNode<Backend: CryptoBackend> {
             case let .presence(presence):
                 emit(.info("\(presence.userID) is \(presence.status == .online ? "online" : "offline")"))
             case let .chatStarted(user):
-                emit(.info("connected to \(user)"))
+                emit(.connected(user))
             case let .chatRefused(user, reason):
                 emit(.info("refused: \(user): \(reason)"))
             case .hangUp:
@@ -263,7 +263,7 @@ public final class PeerNode<Backend: CryptoBackend> {
         failedAttempts = 0
         let first = !signedInOnce
         signedInOnce = true
-        emit(.info("signed in as \(configuration.user) (your fingerprint: \(fingerprint(configuration.identity.publicKey)))"))
+        emit(.signedIn(fingerprint: fingerprint(configuration.identity.publicKey)))
         // A chat that went on while the server was away: the session learns it again.
         if let peer = calls.values.first(where: \.chatting)?.peer {
             sessionDo { $0.chatConnected(with: peer) }
@@ -395,7 +395,7 @@ public final class PeerNode<Backend: CryptoBackend> {
             case let .connected(user):
                 calls[id]?.chatting = true
                 if !call.outgoing, let key = call.callerKey { sessionDo { $0.pinCaller(user, key: key) } }
-                if session != nil { sessionDo { $0.chatConnected(with: user) } } else { emit(.info("connected to \(user)")) }
+                if session != nil { sessionDo { $0.chatConnected(with: user) } } else { emit(.connected(user)) }
             case let .refused(reason):
                 if call.outgoing, let user = call.peer {
                     sessionDo { $0.callFailed(to: user, reason: reason) }
