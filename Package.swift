@@ -17,6 +17,12 @@ let strictSwift: [SwiftSetting] = [
 // has a 24 MB budget.
 let sizeOptimised = strictSwift + [.unsafeFlags(["-Osize"], .when(configuration: .release))]
 
+/// The commit being built (with "+changes" for a dirty tree), or "unknown" outside a git checkout.
+let buildCommit: String = {
+    guard let git = Context.gitInformation else { return "unknown" }
+    return String(git.currentCommit.prefix(12)) + (git.hasUncommittedChanges ? "+changes" : "")
+}()
+
 let package = Package(
     name: "securechat",
     products: [
@@ -57,6 +63,8 @@ let package = Package(
                     .product(name: "Logging", package: "swift-log"),
                 ],
                 swiftSettings: strictSwift),
+        // The peer's line editor: keys, widths, the line being typed. Pure, no I/O.
+        .target(name: "SecureChatTerminal", swiftSettings: sizeOptimised),
         // What `securechat bench` and Benchmarks/ time: workloads over the core, their timing and report.
         // Optimised for size (binary budget): the timed work is in the backends, compiled for speed.
         .target(name: "SecureChatBench", dependencies: ["SecureChatCore", "SecureChatCrypto"], swiftSettings: sizeOptimised),
@@ -71,10 +79,14 @@ let package = Package(
                               "SecureChatCore",
                               "SecureChatNetwork",
                               "SecureChatBench",
+                              "SecureChatTerminal",
+                              "CBuildInfo",
                               .product(name: "ArgumentParser", package: "swift-argument-parser"),
                               .product(name: "Logging", package: "swift-log"),
                           ],
                           swiftSettings: sizeOptimised),
+        // The commit the binary was built from, for `securechat version` (from the manifest's git information).
+        .target(name: "CBuildInfo", cSettings: [.define("SECURECHAT_COMMIT", to: "\"\(buildCommit)\"")]),
 
         // Developer tool: the load generator of scripts/bench-server.sh (not in the shipped binary).
         .executableTarget(name: "securechat-load",
@@ -97,6 +109,7 @@ let package = Package(
                                    .product(name: "NIOPosix", package: "swift-nio"),
                                    .product(name: "Logging", package: "swift-log")],
                     swiftSettings: strictSwift),
+        .testTarget(name: "SecureChatTerminalTests", dependencies: ["SecureChatTerminal"], swiftSettings: strictSwift),
         .testTarget(name: "SecureChatCryptoTests",
                     dependencies: ["SecureChatCrypto", "SecureChatBackends"],
                     swiftSettings: strictSwift),

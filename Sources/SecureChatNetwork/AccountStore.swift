@@ -2,19 +2,38 @@ import SecureChatCore
 import SecureChatCrypto
 import Synchronization
 
-/// The server's accounts on disk (`accounts` in the data directory, see `AccountBook` for the
-/// format). Every change is written to a new file, flushed and renamed over the old one before
-/// the caller is told it happened, so an acknowledged account survives a crash at any moment.
-/// Hashing runs outside the lock; the blocking calls belong on a thread pool, not an event loop.
+/// The server's accounts on disk: a snapshot (`accounts`, see `AccountBook` for the format) and
+/// a journal of the changes since (`accounts.journal`). A change is one line appended to the
+/// journal and flushed before the caller is told it happened, so its cost does not grow with the
+/// number of accounts, and an acknowledged account survives a crash at any moment. When the
+/// journal outgrows the snapshot, the two are folded into a new snapshot (written whole,
+/// flushed, renamed over the old one) and the journal starts empty: replaying a journal over a
+/// snapshot that already holds its changes changes nothing, so a crash between the two steps
+/// loses nothing either. Hashing runs outside the lock; the blocking calls belong on a thread
+/// pool, not an event loop.
 public final class AccountStore<Backend: CryptoBackend>: Sendable {
     public let path: String
     public let parameters: ScryptParameters
-    private let book: Mutex<AccountBook>
+    private let state: Mutex<Contents>
     /// Hashed against for unknown users, so they cost the same time as a wrong passcode.
     private let decoy: PasscodeHash
 
-    /// Opens the store at `path` (missing: empty). A file it cannot parse is refused, never
-    /// overwritten; the error names the file and the line.
+    private struct Contents: ~Copyable {
+        var book: AccountBook
+        let journal: AppendOnlyFile
+        var journalBytes: Int
+        var snapshotBytes: Int
+    }
+
+    /// The journal is folded into the snapshot once it is this much larger than it, and at least this large.
+    private static var minimumCompaction: Int { 64 * 1024 }
+
+    public var journalPath: String { Self.journalPath(path) }
+    static func journalPath(_ path: String) -> String { path + ".journal" }
+
+    /// Opens the store at `path` (missing: empty). A snapshot or journal it cannot parse is
+    /// refused, never overwritten; the error names the file and the line. A journal's torn last
+    /// line (a crash while it was written, never acknowledged) is cut off.
     public init(path: String, parameters: ScryptParameters) throws {
         self.path = path
         self.parameters = parameters
@@ -22,32 +41,80 @@ public final class AccountStore<Backend: CryptoBackend>: Sendable {
         // Also proves the backend supports these parameters before anyone signs up.
         decoy = try PasscodeHash.make(digest: String(repeating: "0", count: PasscodeDigest.hexLength),
                                       parameters: parameters, backend: Backend.self)
-        guard let contents = try Files.readIfPresent(path) else {
-            book = Mutex(AccountBook())
-            return
+        let (book, snapshotBytes, journalBytes, validJournal) = try Self.read(path)
+        let journal = try AppendOnlyFile(path: Self.journalPath(path))
+        if validJournal < journalBytes { try journal.truncate(to: validJournal) }
+        state = Mutex(Contents(book: book, journal: journal, journalBytes: validJournal, snapshotBytes: snapshotBytes))
+    }
+
+    /// The accounts as they are on disk now, read without taking the store (for `user list`
+    /// while the server runs: it writes only whole, flushed lines).
+    public static func readOnly(_ path: String) throws -> AccountBook {
+        try read(path).book
+    }
+
+    private static func read(_ path: String) throws -> (book: AccountBook, snapshotBytes: Int, journalBytes: Int, validJournal: Int) {
+        var book = AccountBook()
+        let snapshot = try Files.readIfPresent(path, followingLinks: false)
+        if let snapshot {
+            do { book = try AccountBook(parsing: snapshot) } catch {
+                throw FileError("the account store \(path) cannot be read (\(error)); it was left untouched")
+            }
         }
+        let journalPath = Self.journalPath(path)
+        let journal = try Files.readIfPresent(journalPath, followingLinks: false) ?? []
         do {
-            book = Mutex(try AccountBook(parsing: contents))
+            let (changes, valid) = try AccountBook.parseJournal(journal)
+            for change in changes { book.apply(change) }
+            return (book, snapshot?.count ?? 0, journal.count, valid)
         } catch {
-            throw FileError("the account store \(path) cannot be read (\(error)); it was left untouched")
+            throw FileError("the account journal \(journalPath) cannot be read (\(error)); it was left untouched")
         }
     }
 
-    public var users: [UserID] { book.withLock { $0.users } }
-    public func account(_ user: UserID) -> Account? { book.withLock { $0[user] } }
+    public var users: [UserID] { state.withLock { $0.book.users } }
+    public func account(_ user: UserID) -> Account? { state.withLock { $0.book[user] } }
 
-    /// Checks a sign-in. On a match with a new identity key (a new device, PROTOCOL.md §4) the
-    /// stored key is updated first. Unknown users run the same hash and get false.
-    public func verify(user: UserID, digest: String, identityKey: X25519PublicKey) throws -> Bool {
+    /// Checks a sign-in: the verdict, and on a match with a new identity key (a new device,
+    /// PROTOCOL.md §4) the key it replaced, after storing the new one. Unknown users run the same
+    /// hash and get `.wrongPasscode`.
+    public func verify(user: UserID, digest: String, identityKey: X25519PublicKey) throws -> SignInVerdict {
         let account = self.account(user)
         let matches = (account?.passcode ?? decoy).matches(digest: digest, backend: Backend.self)
-        guard matches, let account, account.identityKey != identityKey else { return matches && account != nil }
+        guard matches, let account else { return .wrongPasscode }
+        guard account.identityKey != identityKey else { return .granted(previousKey: nil) }
         _ = try change { book in
-            guard book[user]?.passcode == account.passcode else { return false }
-            book[user]?.identityKey = identityKey
-            return true
+            guard book[user]?.passcode == account.passcode else { return nil }
+            return .set(user, Account(passcode: account.passcode, identityKey: identityKey))
         }
+        return .granted(previousKey: account.identityKey)
+    }
+
+    /// Changes a passcode after checking the current one (`.granted` once stored durably).
+    public func changePasscode(user: UserID, digest: String, newDigest: String) throws -> SignInVerdict {
+        guard let account = self.account(user), account.passcode.matches(digest: digest, backend: Backend.self) else {
+            if self.account(user) == nil { _ = decoy.matches(digest: digest, backend: Backend.self) }
+            return .wrongPasscode
+        }
+        try setPasscode(user: user, digest: newDigest, expecting: account.passcode)
+        return .granted(previousKey: nil)
+    }
+
+    /// Sets a passcode without the current one (the administrator's `user passwd`); false if no such user.
+    @discardableResult
+    public func setPasscode(user: UserID, digest: String) throws -> Bool {
+        guard let account = self.account(user) else { return false }
+        try setPasscode(user: user, digest: digest, expecting: account.passcode)
         return true
+    }
+
+    private func setPasscode(user: UserID, digest: String, expecting current: PasscodeHash) throws {
+        let hash = try PasscodeHash.make(digest: digest, parameters: parameters, backend: Backend.self)
+        let changed = try change { book in
+            guard let account = book[user], account.passcode == current else { return nil }
+            return .set(user, Account(passcode: hash, identityKey: account.identityKey))
+        }
+        guard changed else { throw FileError("the passcode of \(user) changed meanwhile; try again") }
     }
 
     public enum Creation: Equatable, Sendable { case created, exists }
@@ -58,31 +125,38 @@ public final class AccountStore<Backend: CryptoBackend>: Sendable {
         if account(user) != nil { return .exists }
         let hash = try PasscodeHash.make(digest: digest, parameters: parameters, backend: Backend.self)
         let created = try change { book in
-            guard book[user] == nil else { return false }
-            book[user] = Account(passcode: hash, identityKey: identityKey)
-            return true
+            book[user] == nil ? .set(user, Account(passcode: hash, identityKey: identityKey)) : nil
         }
         return created ? .created : .exists
     }
 
     /// Removes an account; false if there was none.
     public func remove(user: UserID) throws -> Bool {
-        try change { book in
-            guard book[user] != nil else { return false }
-            book[user] = nil
+        try change { book in book[user] != nil ? .remove(user) : nil }
+    }
+
+    /// Decides a change under the lock (nil: none), appends it to the journal and flushes it,
+    /// and only then applies it: a failed write changes nothing. Compacts when the journal is due.
+    private func change(_ decide: (AccountBook) -> AccountBook.Change?) throws -> Bool {
+        try state.withLock { contents in
+            guard let change = decide(contents.book) else { return false }
+            let line = AccountBook.journalLine(change)
+            try contents.journal.append(line)
+            contents.book.apply(change)
+            contents.journalBytes += line.count
+            if contents.journalBytes > max(Self.minimumCompaction, contents.snapshotBytes) {
+                // The change is durable already; a failed compaction only leaves a longer journal.
+                try? compact(&contents)
+            }
             return true
         }
     }
 
-    /// Applies `edit` to a copy and, if it changed something, writes the copy to disk before
-    /// it becomes the store's content: a failed write changes nothing.
-    private func change(_ edit: (inout AccountBook) -> Bool) throws -> Bool {
-        try book.withLock { current in
-            var next = current
-            guard edit(&next) else { return false }
-            try Files.writeAtomically(next.serialized(), to: path, mode: 0o600)
-            current = next
-            return true
-        }
+    private func compact(_ contents: inout Contents) throws {
+        let snapshot = contents.book.serialized()
+        try Files.writeAtomically(snapshot, to: path, mode: 0o600)
+        try contents.journal.truncate(to: 0)
+        contents.snapshotBytes = snapshot.count
+        contents.journalBytes = 0
     }
 }

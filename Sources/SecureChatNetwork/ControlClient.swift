@@ -31,13 +31,15 @@ public struct ControlConnection<Backend: CryptoBackend>: ~Copyable {
     /// PRESENCE messages that arrived while waiting for replies, oldest first.
     public private(set) var presence: [ControlMessage.Presence] = []
 
-    /// Connects to `address`, runs the handshake, and gives `body` the connection; closes after.
+    /// Connects to `address` (from `source`, an IP address of this machine, if given), runs the
+    /// handshake, and gives `body` the connection; closes after.
     public static func with<Result>(
         _ address: HostPort, serverKey: X25519PublicKey, identity: X25519KeyPair, cipher: CipherKind = .chaChaPoly,
-        group: any EventLoopGroup, _ body: (inout ControlConnection) async throws -> Result
+        from source: String? = nil, group: any EventLoopGroup, _ body: (inout ControlConnection) async throws -> Result
     ) async throws -> Result {
-        let channel = try await ClientBootstrap(group: group)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+        var bootstrap = ClientBootstrap(group: group)
+        if let source { bootstrap = bootstrap.bind(to: try SocketAddress(ipAddress: source, port: 0)) }
+        let channel = try await bootstrap
             .connect(host: address.host, port: address.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)

@@ -7,7 +7,7 @@ public enum KeyFile {
     public static func loadOrCreate<Backend: CryptoBackend>(_ path: String, backend: Backend.Type)
         throws -> (keyPair: X25519KeyPair, created: Bool)
     {
-        guard var contents = try Files.readIfPresent(path) else {
+        guard Files.exists(path) else {
             let keyPair = try Backend.generateX25519KeyPair()
             var raw = keyPair.privateKey.withUnsafeBytes { Array($0) }
             var line = Array(Base64.encode(raw).utf8) + [0x0A]
@@ -18,16 +18,22 @@ public enum KeyFile {
             try Files.writeAtomically(line, to: path, mode: 0o600)
             return (keyPair, true)
         }
-        defer { contents.withUnsafeMutableBytes(secureWipe) }
+        return (try load(path, backend: backend), false)
+    }
+
+    /// Reads an existing key file; refused when others can read it or it holds no key.
+    public static func load<Backend: CryptoBackend>(_ path: String, backend: Backend.Type) throws -> X25519KeyPair {
         if let mode = Files.permissions(path), mode & 0o077 != 0 {
             throw FileError("\(path) is readable by other users (mode \(String(mode, radix: 8))); run: chmod 600 \(path)")
         }
+        var contents = try Files.read(path)
+        defer { contents.withUnsafeMutableBytes(secureWipe) }
         let text = String(decoding: contents, as: UTF8.self).trimmingTrailingNewline
         guard var privateBytes = Base64.decode(text), privateBytes.count == 32 else {
             throw FileError("\(path) does not hold a securechat key (one line of base64, 32 bytes)")
         }
         defer { privateBytes.withUnsafeMutableBytes(secureWipe) }
-        return (try Backend.x25519KeyPair(privateKey: SecretBytes(privateBytes)), false)
+        return try Backend.x25519KeyPair(privateKey: SecretBytes(privateBytes))
     }
 }
 

@@ -20,8 +20,15 @@ public enum KnownPeers {
         return keys
     }
 
-    public static func save(_ keys: [UserID: X25519PublicKey], to path: String) throws {
-        var text = "# securechat known peers: userid and pinned identity key. Use /trust NAME to change one.\n"
+    /// Pins (or with nil, forgets) the key of `user` in the file, keeping every other line as
+    /// the file has it now: two peers of one user (two terminals) each add their own pins
+    /// without losing the other's. A lock file keeps the read-change-write whole.
+    public static func pin(_ user: UserID, _ key: X25519PublicKey?, in path: String) throws {
+        let lock = try DirectoryLock(path: path + ".lock", purpose: "cannot update \(path)", waiting: true)
+        defer { withExtendedLifetime(lock) {} }
+        var keys = try load(path)
+        keys[user] = key
+        var text = "# securechat known peers: userid and pinned identity key. /trust NAME FINGERPRINT changes one.\n"
         for (user, key) in keys.sorted(by: { $0.key < $1.key }) { text += "\(user) \(Base64.encode(key.bytes))\n" }
         try Files.writeAtomically(Array(text.utf8), to: path, mode: 0o600)
     }

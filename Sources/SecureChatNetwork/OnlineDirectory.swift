@@ -2,29 +2,56 @@ import SecureChatCore
 import SecureChatCrypto
 import Synchronization
 
-/// What a connection can be told by others: it was replaced by a new sign-in, or someone's
-/// presence changed. Implementations hop to their own event loop.
+/// What a connection can be told by others: it was replaced by a new sign-in, someone's presence
+/// changed, or someone calls its user. Implementations hop to their own event loop.
 protocol SessionHandle: Sendable {
     func replacedByNewSignIn()
     func presenceChanged(_ presence: ControlMessage.Presence)
+    func callOffered(_ offer: ControlMessage.CallOffer)
 }
 
 /// Who is signed in now, where, and with which key: shared by every event loop, under a lock.
 final class OnlineDirectory: Sendable {
     struct Entry: Sendable {
         let connection: UInt64
-        let address: String
+        /// The source of the control connection (the router's mapping, behind a NAT).
+        let observed: Endpoint
+        /// The port the peer listens on (AUTHREQ `port`; 0: not reachable).
         let port: Int
-        /// The identity key as LOOKUPREPLY carries it, encoded once at sign-in rather than per lookup.
+        /// The peer's own addresses (AUTHREQ `addresses`).
+        let advertised: [Endpoint]
+        let identityKey: X25519PublicKey
+        /// The identity key as replies carry it, encoded once at sign-in rather than per lookup.
         let encodedIdentityKey: String
+        /// Where to reach the peer, best first (§9.2), computed once at sign-in.
+        let candidates: [Endpoint]
         let handle: any SessionHandle
+        /// A §9 peer: it is offered calls (CALLOFFER) and can take a relay leg.
+        let takesCallOffers: Bool
 
-        init(connection: UInt64, address: String, port: Int, identityKey: X25519PublicKey, handle: any SessionHandle) {
+        init(connection: UInt64, observed: Endpoint, port: Int, advertised: [Endpoint], identityKey: X25519PublicKey,
+             takesCallOffers: Bool, handle: any SessionHandle) {
             self.connection = connection
-            self.address = address
+            self.observed = observed
             self.port = port
+            self.advertised = advertised
+            self.identityKey = identityKey
             encodedIdentityKey = Base64.encode(identityKey.bytes)
+            candidates = Endpoint.candidates(observed: observed, port: port, advertised: advertised)
+            self.takesCallOffers = takesCallOffers
             self.handle = handle
+        }
+
+        /// `observed` and `nat` for replies about this peer; only when it said where it is.
+        var network: ControlMessage.PeerNetwork? {
+            guard !advertised.isEmpty else { return nil }
+            return .init(observed: observed, behindRouter: !advertised.contains { $0.address == observed.address })
+        }
+
+        /// LOOKUPREPLY for `user`, whose entry this is: the observed address, as §4 records it.
+        func lookupReply(for user: UserID) -> ControlMessage.LookupReply.Found {
+            .init(answer: user, address: observed.address.description, encryptionKey: encodedIdentityKey, port: port,
+                  candidates: candidates)
         }
     }
 

@@ -2,14 +2,19 @@ import Logging
 import NIOCore
 import SecureChatCore
 import SecureChatCrypto
+import Synchronization
 
 /// What NIO sees of a server connection. NIO calls its handlers through a protocol, and a generic
 /// handler's protocol methods run as unspecialised generic code on every message (metadata lookups
 /// and boxing cost about a tenth of the server's time). So this handler is concrete and reaches the
 /// generic `ServerConnection` through closures made by `ServerConnection.events`, which
 /// `RendezvousServer.start` calls where the caller has made the backend type concrete.
-final class ServerChannelHandler: ChannelInboundHandler {
+///
+/// It also applies backpressure: while the client does not read what it is sent (the channel
+/// is not writable), its requests are not read either.
+final class ServerChannelHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     struct Events {
@@ -21,12 +26,25 @@ final class ServerChannelHandler: ChannelInboundHandler {
     }
 
     private let events: Events
+    private var readHeld = false
 
     init(_ events: Events) { self.events = events }
 
     func handlerAdded(context: ChannelHandlerContext) { events.added(context) }
     func handlerRemoved(context: ChannelHandlerContext) { events.removed() }
     func channelRead(context: ChannelHandlerContext, data: NIOAny) { events.read(unwrapInboundIn(data)) }
+
+    func read(context: ChannelHandlerContext) {
+        if context.channel.isWritable { context.read() } else { readHeld = true }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, readHeld {
+            readHeld = false
+            context.read()
+        }
+        context.fireChannelWritabilityChanged()
+    }
 
     func channelInactive(context: ChannelHandlerContext) {
         events.inactive()
@@ -39,25 +57,37 @@ final class ServerChannelHandler: ChannelInboundHandler {
     }
 }
 
+/// Set when a connection closes, for work queued on its behalf: a hashing job of a client that
+/// left is skipped, not run.
+final class ClosedFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .relaxed) }
+    var isSet: Bool { value.load(ordering: .relaxed) }
+}
+
 /// One client connection of the server: bytes and timers in, the session's actions carried out.
 /// Store and hashing work goes to the thread pool and its answer comes back on this event loop.
 final class ServerConnection<Backend: CryptoBackend> {
     private let shared: ServerContext<Backend>
     private let id: UInt64
-    private let address: String
+    private let source: Endpoint
     private var session: ServerSession<Backend>
     private var context: ChannelHandlerContext?
     private var timer: Scheduled<Void>?
     private var logger: Logger
+    private let closed = ClosedFlag()
+    /// Counted among its host's connections that are not signed in, until it signs in or closes.
+    private var countedUnsigned = true
 
-    init(context shared: ServerContext<Backend>, id: UInt64, address: String) {
+    init(context shared: ServerContext<Backend>, id: UInt64, source: Endpoint) {
         self.shared = shared
         self.id = id
-        self.address = address
+        self.source = source
         session = ServerSession(configuration: shared.configuration.session, localStatic: shared.keyPair,
                                 acceptedAt: Self.now())
         logger = shared.logger
-        logger[metadataKey: "from"] = "\(address)"
+        logger[metadataKey: "conn"] = "\(id)"
+        logger[metadataKey: "from"] = "\(source)"
     }
 
     private static func now() -> Instant { Instant(nanoseconds: NIODeadline.now().uptimeNanoseconds) }
@@ -71,12 +101,25 @@ final class ServerConnection<Backend: CryptoBackend> {
                   scheduleTick()
               },
               read: { [self] buffer in perform(session.receive(buffer.readableBytesView, now: Self.now())) },
-              inactive: { [self] in perform(session.endOfStream()) },
+              inactive: { [self] in
+                  perform(session.endOfStream())
+                  ended()
+              },
               removed: { [self] in
                   timer?.cancel()
                   context = nil
               },
-              failed: { [self] error in logger.info("connection error", metadata: ["error": "\(error)"]) })
+              failed: { [self] error in
+                  logger.info("connection failed", metadata: ["reason": "\(NetworkWords.describe(error, while: .talking(with: "the client")))"])
+              })
+    }
+
+    private func ended() {
+        closed.set()
+        if countedUnsigned {
+            countedUnsigned = false
+            shared.hosts.leaveUnsigned(source.address)
+        }
     }
 
     // MARK: Timers
@@ -104,94 +147,172 @@ final class ServerConnection<Backend: CryptoBackend> {
             case let .close(reason):
                 if wrote { context.flush() }
                 wrote = false
-                logClose(reason)
+                if reason.isRoutine {
+                    logger.debug("connection closed", metadata: ["reason": "\(reason)"])
+                } else {
+                    logger.warning("connection closed", metadata: ["reason": "\(reason)"])
+                }
                 context.close(promise: nil)
-            case let .verifySignIn(user, digest, port, identityKey):
-                verifySignIn(user, digest: digest, port: port, identityKey: identityKey)
+            case let .relay(token, pending):
+                timer?.cancel()
+                ended()
+                shared.relay.arrive(token: token, pending: pending, id: id, context: context, logger: logger, now: Self.now())
+                return
+            case let .verifySignIn(request):
+                verifySignIn(request)
             case let .createAccount(user, digest, identityKey):
                 createAccount(user, digest: digest, identityKey: identityKey)
+            case let .changePasscode(user, digest, newDigest):
+                changePasscode(user, digest: digest, newDigest: newDigest)
             case let .lookup(user):
-                perform(session.lookupAnswered(lookupReply(user)))
+                perform(session.lookupAnswered(.init(found: shared.directory.lookup(user)?.lookupReply(for: user))))
             case .list:
                 perform(session.listAnswered(shared.directory.users))
+            case let .call(caller, callee):
+                perform(session.callAnswered(call(from: caller, to: callee)))
             case let .signedOut(user):
                 signOut(user)
             }
         }
-        if wrote { context.flush() }
-    }
-
-    private func logClose(_ reason: String) {
-        switch reason {
-        case "signed out", "connection closed":
-            logger.debug("connection closed", metadata: ["reason": "\(reason)"])
-        case "replaced by a new sign-in", "idle past the timeout":
-            logger.info("connection closed", metadata: ["reason": "\(reason)"])
-        default:
-            logger.warning("connection closed", metadata: ["reason": "\(reason)"])
+        if wrote {
+            context.flush()
+            closeIfNotReading(context)
         }
     }
 
-    private func lookupReply(_ user: UserID) -> ControlMessage.LookupReply {
-        guard let entry = shared.directory.lookup(user) else { return .notFound }
-        return .init(found: .init(answer: user, address: entry.address,
-                                  encryptionKey: entry.encodedIdentityKey, port: entry.port))
+    /// A client that does not read what it is sent (PRESENCE, replies) must not grow the
+    /// server's memory: past the bound it is closed.
+    private func closeIfNotReading(_ context: ChannelHandlerContext) {
+        guard !context.channel.isWritable,
+              let pending = try? context.channel.syncOptions?.getOption(.bufferedWritableBytes),
+              pending > shared.configuration.maximumPendingOutput else { return }
+        logger.warning("connection closed", metadata: ["reason": "the client does not read what it is sent (\(pending) bytes waiting)"])
+        context.close(promise: nil)
     }
 
-    /// A limited attempt is refused at once, without hashing; others hash on the pool.
-    private func verifySignIn(_ user: UserID, digest: String, port: Int, identityKey: X25519PublicKey) {
-        let limited = shared.limiter.withLock { $0.isLimited(user: user, address: address, now: Self.now()) }
-        if limited {
-            logger.warning("sign-in refused", metadata: ["user": "\(user)", "reason": "too many failed sign-ins"])
-            perform(session.signInAnswered(granted: false))
-            return
-        }
+    /// The sign-in limiter decides first (refused without hashing when locked out or busy);
+    /// an admitted attempt hashes on the pool and is counted as the verdict says.
+    private func verifySignIn(_ request: ServerSession<Backend>.SignIn) {
         let store = shared.store
-        runOnPool({ try store.verify(user: user, digest: digest, identityKey: identityKey) }) { [self] result in
-            let granted = (try? result.get()) ?? false
-            if case let .failure(error) = result {
-                logger.error("sign-in check failed", metadata: ["user": "\(user)", "error": "\(error)"])
+        let (user, digest, key) = (request.userID, request.passcode, request.identityKey)
+        checkPasscode(user, "sign-in", { try store.verify(user: user, digest: digest, identityKey: key) }) { [self] verdict in
+            var network: ControlMessage.PeerNetwork?
+            if case let .granted(previousKey) = verdict { network = signedIn(request, replacing: previousKey) }
+            perform(session.signInAnswered(verdict, network: network))
+            if case .granted = verdict {
+                broadcast(.init(userID: user, status: .online))
+                scheduleTick()
             }
-            signInChecked(user, granted: granted, port: port, identityKey: identityKey)
         }
     }
 
-    private func signInChecked(_ user: UserID, granted: Bool, port: Int, identityKey: X25519PublicKey) {
-        let now = Self.now()
-        guard granted else {
-            shared.limiter.withLock { $0.recordFailure(user: user, address: address, now: now) }
-            logger.warning("sign-in refused", metadata: ["user": "\(user)", "reason": "wrong user ID or passcode"])
-            perform(session.signInAnswered(granted: false))
-            return
+    private func changePasscode(_ user: UserID, digest: String, newDigest: String) {
+        let store = shared.store
+        checkPasscode(user, "passcode change", { try store.changePasscode(user: user, digest: digest, newDigest: newDigest) }) { [self] verdict in
+            if case .granted = verdict { logger.info("passcode changed", metadata: ["user": "\(user)"]) }
+            perform(session.passwordAnswered(verdict))
         }
-        shared.limiter.withLock { $0.recordSuccess(user: user) }
-        guard !session.isClosed, let context else { return }
+    }
+
+    /// Runs a passcode check through the limiter and the pool; `then` gets the verdict.
+    private func checkPasscode(_ user: UserID, _ what: String, _ check: @escaping @Sendable () throws -> SignInVerdict,
+                               then: @escaping (SignInVerdict) -> Void) {
+        let admission = shared.limiter.withLock { $0.admit(user: user, address: source.address, now: Self.now()) }
+        guard case let .admitted(ticket) = admission else {
+            let verdict: SignInVerdict
+            if case let .lockedOut(wait) = admission { verdict = .lockedOut(retryAfter: Int(wait.components.seconds) + 1) } else { verdict = .busy }
+            logger.warning("\(what) refused", metadata: ["user": "\(user)", "reason": "\(verdict == .busy ? "too many in progress" : "locked out")"])
+            return then(verdict)
+        }
+        runOnPool(check) { [self] result in
+            let verdict: SignInVerdict
+            switch result {
+            case let .success(checked?): verdict = checked
+            case .success(nil): verdict = .unavailable  // skipped: the client left, or the pool is full
+            case let .failure(error):
+                logger.error("\(what) check failed", metadata: ["user": "\(user)", "error": "\(error)"])
+                verdict = .unavailable
+            }
+            let outcome: SignInLimiter.Outcome = switch verdict {
+            case .granted: .granted
+            case .wrongPasscode: .wrongPasscode
+            case .lockedOut, .busy, .unavailable: .notChecked
+            }
+            shared.limiter.withLock { $0.finish(ticket, outcome, now: Self.now()) }
+            if verdict == .wrongPasscode {
+                logger.warning("\(what) refused", metadata: ["user": "\(user)", "reason": "wrong user ID or passcode"])
+            }
+            then(verdict)
+        }
+    }
+
+    /// Records the user in the directory; returns where the server sees them, for AUTHREPLY.
+    private func signedIn(_ request: ServerSession<Backend>.SignIn, replacing previousKey: X25519PublicKey?) -> ControlMessage.PeerNetwork? {
+        guard !session.isClosed, let context else { return nil }
+        if countedUnsigned {
+            countedUnsigned = false
+            shared.hosts.leaveUnsigned(source.address)
+        }
         let handle = ConnectionHandle(eventLoop: context.eventLoop, handler: NIOLoopBound(self, eventLoop: context.eventLoop))
-        let entry = OnlineDirectory.Entry(connection: id, address: address, port: port, identityKey: identityKey, handle: handle)
-        let replaced = shared.directory.signIn(user, entry)
+        let entry = OnlineDirectory.Entry(connection: id, observed: source, port: request.port, advertised: request.addresses,
+                                          identityKey: request.identityKey, takesCallOffers: request.takesCallOffers, handle: handle)
+        let replaced = shared.directory.signIn(request.userID, entry)
         replaced?.handle.replacedByNewSignIn()
-        logger.info("signed in", metadata: ["user": "\(user)", "port": "\(port)"])
-        perform(session.signInAnswered(granted: true))
-        broadcast(.init(userID: user, status: .online))
-        scheduleTick()
+        logger.info("signed in", metadata: ["user": "\(request.userID)", "port": "\(request.port)"]
+                    .merging(previousKey == nil ? [:] : ["identity key": "replaced (a new device)"]) { $1 })
+        return entry.network
     }
 
     private func createAccount(_ user: UserID, digest: String, identityKey: X25519PublicKey) {
+        guard shared.limiter.withLock({ $0.admitSignUp(address: source.address, now: Self.now()) }) else {
+            logger.warning("sign-up refused", metadata: ["user": "\(user)", "reason": "too many sign-ups from this host"])
+            return perform(session.signUpAnswered(.refused, reason: "too many accounts created from your address; try again later"))
+        }
         let store = shared.store
         runOnPool({ try store.create(user: user, digest: digest, identityKey: identityKey) }) { [self] result in
             switch result {
-            case .success(.created):
+            case .success(.created?):
                 logger.info("account created", metadata: ["user": "\(user)"])
                 perform(session.signUpAnswered(.created, reason: ""))
-            case .success(.exists):
+            case .success(.exists?):
                 logger.info("sign-up refused", metadata: ["user": "\(user)", "reason": "the user ID is taken"])
                 perform(session.signUpAnswered(.exists, reason: "this user ID is taken"))
+            case .success(nil):
+                perform(session.signUpAnswered(.refused, reason: "the server is busy; try again in a moment"))
             case let .failure(error):
                 logger.error("sign-up failed", metadata: ["user": "\(user)", "error": "\(error)"])
                 perform(session.signUpAnswered(.refused, reason: "the server could not store the account"))
             }
         }
     }
+
+    /// CALLREQ: the callee is offered the call (CALLOFFER) at the moment the caller is answered,
+    /// each with its own relay token when the relay allows the call. A §5 callee is offered
+    /// nothing (it checks the caller by lookup) and cannot take a relay leg.
+    private func call(from caller: UserID, to callee: UserID) -> ControlMessage.CallReply {
+        guard let found = shared.directory.lookup(callee), let own = shared.directory.lookup(caller), own.connection == id else {
+            return .init(status: .notFound)
+        }
+        var tokens = (caller: "", callee: "")
+        var refusal: String? = RelayBook.Refusal.disabled.rawValue
+        if !found.takesCallOffers {
+            refusal = "\(callee)'s program cannot use the relay"
+        } else if shared.relay.enabled, let callerToken = try? Self.relayToken(), let calleeToken = try? Self.relayToken() {
+            refusal = shared.relay.offer(caller: caller, callee: callee, tokens: (callerToken, calleeToken), now: Self.now())?.rawValue
+            if refusal == nil { tokens = (callerToken, calleeToken) }
+        }
+        if found.takesCallOffers {
+            found.handle.callOffered(.init(caller: caller, encryptionKey: own.encodedIdentityKey, candidates: own.candidates,
+                                           relay: tokens.callee, network: own.network))
+        }
+        logger.info("call offered", metadata: ["user": "\(caller)", "callee": "\(callee)", "relay": "\(refusal ?? "granted")"])
+        return .init(status: .success, reason: refusal,
+                     found: .init(callee: callee, encryptionKey: found.encodedIdentityKey, candidates: found.candidates,
+                                  relay: tokens.caller, network: found.network))
+    }
+
+    /// 32 random bytes, base64 (§9.5).
+    private static func relayToken() throws -> String { Base64.encode(try Backend.randomBytes(count: 32)) }
 
     private func signOut(_ user: UserID) {
         guard shared.directory.signOut(user, connection: id) else { return }
@@ -204,22 +325,32 @@ final class ServerConnection<Backend: CryptoBackend> {
         for handle in shared.directory.others(than: presence.userID) { handle.presenceChanged(presence) }
     }
 
-    /// Runs blocking work on the hashing pool and hands its result back on this event loop.
+    /// Runs blocking work on the hashing pool and hands its result back on this event loop. The
+    /// work is skipped (nil) if the connection closed before its turn, or if too much is queued.
     private func runOnPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T,
-                                        then: @escaping (Result<T, any Error>) -> Void) {
+                                        then: @escaping (Result<T?, any Error>) -> Void) {
         guard let context else { return }
-        shared.hashingPool.runIfActive(eventLoop: context.eventLoop, work)
-            .assumeIsolated()
-            .whenComplete(then)
+        guard shared.queuedHashes.add(1, ordering: .relaxed).newValue <= shared.configuration.maximumQueuedHashes else {
+            shared.queuedHashes.subtract(1, ordering: .relaxed)
+            logger.warning("request refused: too much hashing work queued")
+            return then(.success(nil))
+        }
+        let (closed, shared) = (self.closed, self.shared)
+        shared.hashingPool.runIfActive(eventLoop: context.eventLoop) { () throws -> T? in
+            defer { shared.queuedHashes.subtract(1, ordering: .relaxed) }
+            return closed.isSet ? nil : try work()
+        }
+        .assumeIsolated()
+        .whenComplete(then)
     }
 
     // MARK: Told by other connections
 
     fileprivate func replacedByNewSignIn() { perform(session.replacedByNewSignIn()) }
 
-    fileprivate func presenceChanged(_ presence: ControlMessage.Presence) {
-        perform(session.presenceChanged(presence))
-    }
+    fileprivate func presenceChanged(_ presence: ControlMessage.Presence) { perform(session.presenceChanged(presence)) }
+
+    fileprivate func callOffered(_ offer: ControlMessage.CallOffer) { perform(session.callOffered(offer)) }
 }
 
 /// How other connections reach a handler: always on its own event loop.
@@ -229,4 +360,5 @@ private struct ConnectionHandle<Backend: CryptoBackend>: SessionHandle {
 
     func replacedByNewSignIn() { eventLoop.execute { handler.value.replacedByNewSignIn() } }
     func presenceChanged(_ presence: ControlMessage.Presence) { eventLoop.execute { handler.value.presenceChanged(presence) } }
+    func callOffered(_ offer: ControlMessage.CallOffer) { eventLoop.execute { handler.value.callOffered(offer) } }
 }

@@ -86,7 +86,6 @@ struct Lookups: AsyncParsableCommand {
         for index in 0..<clients {
             let identity = try benchIdentity(index)
             _ = try await ClientBootstrap(group: group)
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         let (secure, first) = try SecureChannel<Backend>.initiator(

@@ -1,6 +1,8 @@
 import ArgumentParser
+import Glibc
 import Logging
 import SecureChatBackends
+import SecureChatCore
 import SecureChatCrypto
 import SecureChatNetwork
 
@@ -11,8 +13,24 @@ extension CipherKind: ExpressibleByArgument {
     public static var allValueStrings: [String] { allCases.map(\.configName) }
 }
 
-extension HostPort: ExpressibleByArgument {
-    public init?(argument: String) { self.init(argument) }
+/// Flag values that explain themselves when wrong, in one line: `--listen 7400` says "use
+/// HOST:PORT, e.g. 0.0.0.0:7400", never ArgumentParser's bare "is invalid".
+enum Parse {
+    static func listen(_ text: String) throws -> HostPort {
+        do { return try HostPort.listening(text) } catch { throw CLIError("--listen: \(error)") }
+    }
+
+    static func server(_ text: String) throws -> HostPort {
+        do { return try HostPort.connecting(text) } catch { throw CLIError("--server: \(error)") }
+    }
+
+    /// A user ID as people type it: capitals are folded (user IDs are lowercase on the wire).
+    static func user(_ text: String) throws -> UserID {
+        guard let user = UserID(text.lowercased()) else {
+            throw CLIError("\"\(VisibleText.make(text, .terminal))\" is not a user ID: 1–32 of a-z 0-9 . _ -, starting with a letter or digit")
+        }
+        return user
+    }
 }
 
 extension ConfigFile {
@@ -24,12 +42,24 @@ extension ConfigFile {
         try take(key, expected: "chachapoly or aesgcm", CipherKind.init(configName:))
     }
 
-    mutating func hostPort(_ key: String) throws -> HostPort? {
-        try take(key, expected: "HOST:PORT", { HostPort($0) })
+    mutating func listenAddress(_ key: String) throws -> HostPort? {
+        try take(key, expected: "HOST:PORT (e.g. 0.0.0.0:7400, or :7400 for every address)") { try? HostPort.listening($0) }
+    }
+
+    mutating func serverAddress(_ key: String) throws -> HostPort? {
+        try take(key, expected: "HOST:PORT (e.g. 192.0.2.10:7400)") { try? HostPort.connecting($0) }
     }
 
     mutating func logLevel(_ key: String) throws -> Logger.Level? {
         try take(key, expected: "trace, debug, info, notice, warning, error or critical", Logger.Level.init(rawValue:))
+    }
+
+    /// A path from the file: a relative one is relative to the file's folder, not to wherever
+    /// the program was started.
+    mutating func path(_ key: String) throws -> String? {
+        guard let value = try string(key) else { return nil }
+        guard !value.hasPrefix("/"), let slash = path.lastIndex(of: "/") else { return value }
+        return String(path[...slash]) + value
     }
 
     /// Reads `path` if given; an absent optional config is an empty one.
@@ -39,12 +69,53 @@ extension ConfigFile {
     }
 }
 
-/// Log lines to standard error at `level`. Lines carry events, users and addresses: never a
-/// passcode, hash or private key (none of them is ever put into a log call).
+/// Log lines to standard error at `level`, in `LogLine`'s format.
 func startLogging(level: Logger.Level) {
-    LoggingSystem.bootstrap { label in
-        var handler = StreamLogHandler.standardError(label: label)
+    LoggingSystem.bootstrap { _ in
+        var handler = LogLine()
         handler.logLevel = level
         return handler
+    }
+}
+
+/// One log line: time, level, the event, then `key=value` (the connection id first). Values from
+/// the network are escaped (`VisibleText`): a newline or ESC in a client's string cannot forge a
+/// line. Lines carry events, users and addresses: never a passcode, hash or private key (none is
+/// ever put into a log call).
+struct LogLine: LogHandler {
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .info
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        var line = Self.timestamp() + " " + event.level.rawValue + " " + VisibleText.make("\(event.message)", .log)
+        let merged = metadata.merging(event.metadata ?? [:]) { $1 }
+        for (key, value) in merged.sorted(by: { Self.order($0.key) < Self.order($1.key) }) {
+            let text = VisibleText.make("\(value)", .log)
+            line += " \(key.replacing(" ", with: "-"))=" + (text.contains(" ") || text.isEmpty ? "\"\(text)\"" : text)
+        }
+        Output.error(line + "\n")
+    }
+
+    /// The connection id and the source first, then the rest by name.
+    private static func order(_ key: String) -> String {
+        switch key {
+        case "conn": return "0"
+        case "from": return "1"
+        default: return "2" + key
+        }
+    }
+
+    private static func timestamp() -> String {
+        var now = time(nil)
+        var parts = tm()
+        gmtime_r(&now, &parts)
+        var text = [CChar](repeating: 0, count: 32)
+        let count = strftime(&text, text.count, "%Y-%m-%dT%H:%M:%SZ", &parts)
+        return String(decoding: text.prefix(count).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

@@ -32,12 +32,12 @@ enum ConnectLatency<Backend: CryptoBackend> {
                 for _ in 0..<calls {
                     let start = clock.now
                     ali.handle.submit(.chat(bianca.user))
-                    try await ali.await { $0 == .connected(bianca.user) }
-                    try await bianca.await { $0 == .connected(ali.user) }
+                    try await ali.await { if case .connected(bianca.user, _) = $0 { true } else { false } }
+                    try await bianca.await { if case .connected(ali.user, _) = $0 { true } else { false } }
                     latencies.append((clock.now - start).seconds * 1000)
                     ali.handle.submit(.hangUp)
-                    try await ali.await { $0 == .hangUp }
-                    try await bianca.await { $0 == .hangUp }
+                    try await ali.await { if case .hangUp = $0 { true } else { false } }
+                    try await bianca.await { if case .hangUp = $0 { true } else { false } }
                 }
                 for peer in [ali, bianca] {
                     peer.handle.submit(.quit)
@@ -109,7 +109,8 @@ private struct BenchPeer<Backend: CryptoBackend> {
         while let event = await events.next() {
             if matches(event) { return }
             switch event {
-            case let .fatal(why), let .signInRefused(why): throw CLIError("the benchmark peer \(user) stopped: \(why)")
+            case let .fatal(why): throw CLIError("the benchmark peer \(user) stopped: \(why)")
+            case let .signInRefused(why): throw CLIError("the benchmark peer \(user) could not sign in: \(why)")
             case .stopped: throw CLIError("the benchmark peer \(user) stopped")
             case .info, .signedIn, .connected, .received, .hangUp: continue
             }

@@ -1,55 +1,68 @@
 import Glibc
+import SecureChatCore
 import SecureChatCrypto
+import SecureChatTerminal
 import Synchronization
 
-/// The peer's terminal. In a terminal, the line being typed is kept and redrawn under every
-/// incoming line, so arriving messages never garble it. Otherwise (a script), one line in is one
-/// command, and every event is one line out.
+/// The peer's terminal. Every line it shows passes `VisibleText` first: whatever others sent,
+/// one event is one line and no escape sequence reaches the terminal. In a terminal, the line
+/// being typed (`LineEditor`: arrows, Home/End, Ctrl-A/E/W/K/U/Y, history) keeps the bottom row
+/// and is redrawn under every arriving line. Otherwise (a script), one line in is one command,
+/// and every event is one line out.
 final class Console: Sendable {
     let interactive: Bool
+    /// `[14:02] ` before chat lines (on in a terminal, off in line mode unless asked).
+    let timestamps: Bool
     private static let prompt = "> "
 
-    /// The line editor's state, shared by the thread reading keys and the threads showing events.
-    private struct Editor {
-        /// Whether the editor is running (and so owns the last line of the screen).
+    private struct State {
+        /// Whether the editor is running (and so owns the bottom row of the screen).
         var running = false
-        /// The line being typed, as UTF-8 bytes.
-        var typed: [UInt8] = []
-        /// Set while a passcode is asked for: the next line goes here, never echoed or shown.
-        var secretWaiter: (@Sendable (SecretBytes?) -> Void)?
+        var editor = LineEditor()
+        /// A passcode being typed instead of a line: its bytes (wiped) and who waits for it.
+        var secret: (prompt: String, bytes: [UInt8], waiter: @Sendable (SecretBytes?) -> Void)?
 
-        var isSecret: Bool { secretWaiter != nil }
-
-        mutating func clear() {
-            typed.withUnsafeMutableBytes(secureWipe)
-            typed.removeAll()
+        mutating func bottomRow() -> String {
+            if let secret { return "\r" + secret.prompt + "\u{1B}[K" }
+            return editor.render(prompt: Console.prompt, width: Terminal.width)
         }
-
-        /// The bottom line as it should look now.
-        var bottomLine: String { isSecret ? "" : Console.prompt + String(decoding: typed, as: UTF8.self) }
     }
 
-    private let editor = Mutex(Editor())
+    private let state = Mutex(State())
     private let saved = Mutex<termios?>(nil)
 
-    init() { interactive = Terminal.isInteractive }
+    init(timestamps: Bool?) {
+        interactive = Terminal.isInteractive
+        self.timestamps = timestamps ?? interactive
+    }
 
     /// Shows one event line.
     func show(_ line: String) {
-        editor.withLock { editor in
-            guard interactive, editor.running, !editor.isSecret else { return Output.line(line) }
-            Output.write(STDOUT_FILENO, "\r\u{1B}[K" + line + "\n" + editor.bottomLine)
+        let safe = VisibleText.make(line, .terminal)
+        state.withLock { state in
+            guard interactive, state.running else { return Output.line(safe) }
+            Output.write(STDOUT_FILENO, "\r\u{1B}[K" + safe + "\n" + state.bottomRow())
         }
     }
 
+    /// Shows a chat line, with the time when asked.
+    func showMessage(_ line: String) { show(stamp + line) }
+
+    private var stamp: String {
+        guard timestamps else { return "" }
+        var now = time(nil)
+        var parts = tm()
+        localtime_r(&now, &parts)
+        return "[" + (parts.tm_hour < 10 ? "0" : "") + "\(parts.tm_hour):" + (parts.tm_min < 10 ? "0" : "") + "\(parts.tm_min)] "
+    }
+
     /// Asks for a passcode again while the editor may be reading keys: the next line typed is
-    /// taken without echo. Before the editor runs, reads it directly.
+    /// taken without echo, into memory that is wiped.
     func readSecret(prompt: String) async -> SecretBytes? {
         await withCheckedContinuation { continuation in
-            editor.withLock { editor in
-                editor.clear()
-                editor.secretWaiter = { continuation.resume(returning: $0) }
-                Output.write(STDOUT_FILENO, "\r\u{1B}[K" + prompt)
+            state.withLock { state in
+                state.secret = (prompt, [], { continuation.resume(returning: $0) })
+                Output.write(STDOUT_FILENO, state.bottomRow())
             }
         }
     }
@@ -61,11 +74,12 @@ final class Console: Sendable {
 
     /// Puts the terminal back as it was (echo, line editing).
     func restore() {
-        let waiter = editor.withLock { editor in
-            editor.running = false
-            editor.clear()
-            defer { editor.secretWaiter = nil }
-            return editor.secretWaiter
+        let waiter = state.withLock { state in
+            state.running = false
+            state.editor.clear()
+            defer { state.secret = nil }
+            state.secret?.bytes.withUnsafeMutableBytes(secureWipe)
+            return state.secret?.waiter
         }
         waiter?(nil)
         saved.withLock { saved in
@@ -76,95 +90,130 @@ final class Console: Sendable {
         }
     }
 
+    /// Ctrl-Z: the terminal as it was, stop; at `fg`, our mode again and the line redrawn.
+    func suspend() {
+        if var original = saved.withLock({ $0 }) {
+            Output.write(STDOUT_FILENO, "\r\u{1B}[K")
+            tcsetattr(STDIN_FILENO, TCSANOW, &original)
+        }
+        // SIGTSTP is handled (so that the terminal is put back first): stop for real now.
+        kill(getpid(), SIGSTOP)
+        resume()
+    }
+
+    /// After `fg` (SIGCONT) or a resize (SIGWINCH): our terminal mode again, the bottom row redrawn.
+    func resume() {
+        guard saved.withLock({ $0 }) != nil else { return }
+        Terminal.enterCharacterMode()
+        state.withLock { state in
+            guard state.running else { return }
+            Output.write(STDOUT_FILENO, state.bottomRow())
+        }
+    }
+
+    /// Lines end at LF, CR or CRLF: a carriage return never goes into a chat line (the other
+    /// side would end the chat for it).
     private func readPiped(_ line: (String) -> Void) {
         var pending = [UInt8]()
         var chunk = [UInt8](repeating: 0, count: 4096)
+        var afterCR = false
         while true {
             let count = chunk.withUnsafeMutableBytes { read(STDIN_FILENO, $0.baseAddress, $0.count) }
             if count < 0, errno == EINTR { continue }
             guard count > 0 else { break }
-            pending += chunk.prefix(count)
-            while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                var text = Array(pending[..<newline])
-                if text.last == UInt8(ascii: "\r") { text.removeLast() }
-                pending.removeSubrange(...newline)
-                line(String(decoding: text, as: UTF8.self))
+            for byte in chunk.prefix(count) {
+                defer { afterCR = byte == 0x0D }
+                guard byte == 0x0A || byte == 0x0D else { pending.append(byte); continue }
+                if byte == 0x0A, afterCR { continue }  // the LF of a CRLF
+                line(String(decoding: pending, as: UTF8.self))
+                pending.removeAll(keepingCapacity: true)
             }
         }
         if !pending.isEmpty { line(String(decoding: pending, as: UTF8.self)) }
     }
 
-    /// Character at a time, no echo: we draw the line ourselves. Ctrl-C still raises SIGINT.
+    /// Character at a time, no echo: we draw the line ourselves. Ctrl-C still raises SIGINT,
+    /// Ctrl-Z SIGTSTP.
     private func readTyped(_ line: (String) -> Void) {
         var original = termios()
         tcgetattr(STDIN_FILENO, &original)
         saved.withLock { $0 = original }
-        var raw = original
-        raw.c_lflag &= ~tcflag_t(ICANON | ECHO)
-        tcsetattr(STDIN_FILENO, TCSANOW, &raw)
+        Terminal.enterCharacterMode()
         defer { restore() }
-        editor.withLock { editor in
-            editor.running = true
-            Output.write(STDOUT_FILENO, editor.bottomLine)
+        state.withLock { state in
+            state.running = true
+            Output.write(STDOUT_FILENO, state.bottomRow())
         }
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        defer { chunk.withUnsafeMutableBytes(secureWipe) }
         while true {
-            var byte: UInt8 = 0
-            let count = read(STDIN_FILENO, &byte, 1)
+            let count = chunk.withUnsafeMutableBytes { read(STDIN_FILENO, $0.baseAddress, $0.count) }
             if count < 0, errno == EINTR { continue }
             guard count > 0 else { return }
-            switch byte {
-            case 0x0A, 0x0D:  // Enter
-                if let secret = takeSecret() {
-                    secret.waiter(secret.bytes)
+            var typed = ArraySlice(chunk.prefix(count))
+            while !typed.isEmpty {
+                if let rest = feedSecret(typed) {
+                    typed = rest
                     continue
                 }
-                let text = editor.withLock { editor in
-                    defer { editor.clear() }
-                    Output.write(STDOUT_FILENO, "\r\u{1B}[K")
-                    return String(decoding: editor.typed, as: UTF8.self)
+                let (events, rest) = edit(typed)
+                typed = rest
+                for event in events {
+                    switch event {
+                    case let .submitted(text):
+                        show(text.hasPrefix("/") ? Self.prompt + text : stamp + Self.prompt + text)
+                        line(text)
+                    case .endOfInput:
+                        return
+                    }
                 }
-                show(Self.prompt + text)
-                line(text)
-            case 0x04:  // Ctrl-D: end of input on an empty line
-                if editor.withLock({ $0.typed.isEmpty }) { return }
-            case 0x7F, 0x08:  // Backspace: remove one character (all its UTF-8 bytes)
-                edit { typed in while let last = typed.popLast(), last & 0xC0 == 0x80 {} }
-            case 0x15:  // Ctrl-U: clear the line
-                edit { typed in typed.withUnsafeMutableBytes(secureWipe); typed.removeAll() }
-            case 0x20..., 0x09:
-                edit { typed in typed.append(byte) }
-            default:
-                break
             }
         }
     }
 
-    /// Changes the typed line and redraws it (nothing is drawn while a secret is typed).
-    private func edit(_ change: (inout [UInt8]) -> Void) {
-        editor.withLock { editor in
-            change(&editor.typed)
-            guard !editor.isSecret, isWholeCharacters(editor.typed) else { return }
-            Output.write(STDOUT_FILENO, "\r\u{1B}[K" + editor.bottomLine)
+    /// While a passcode is asked for, takes typed bytes into it, up to Enter; returns the bytes
+    /// after it (nil: no passcode is asked for).
+    private func feedSecret(_ typed: ArraySlice<UInt8>) -> ArraySlice<UInt8>? {
+        var rest = typed
+        let finished: (@Sendable (SecretBytes?) -> Void, SecretBytes)?? = state.withLock { state in
+            guard state.secret != nil else { return .none }
+            while let byte = rest.popFirst() {
+                switch byte {
+                case 0x0A, 0x0D:
+                    guard let secret = state.secret else { return .some(nil) }
+                    let bytes = SecretBytes(secret.bytes)
+                    state.secret?.bytes.withUnsafeMutableBytes(secureWipe)
+                    state.secret = nil
+                    Output.write(STDOUT_FILENO, "\r\u{1B}[K" + state.bottomRow())
+                    return .some((secret.waiter, bytes))
+                case 0x7F, 0x08:
+                    // A whole character: its UTF-8 continuation bytes too.
+                    while let last = state.secret?.bytes.popLast(), last & 0xC0 == 0x80 {}
+                case 0x15:
+                    state.secret?.bytes.withUnsafeMutableBytes(secureWipe)
+                    state.secret?.bytes.removeAll()
+                default:
+                    if byte >= 0x20 { state.secret?.bytes.append(byte) }
+                }
+            }
+            return .some(nil)
         }
+        guard let finished else { return nil }
+        if let (waiter, bytes) = finished { waiter(bytes) }
+        return rest
     }
 
-    /// At Enter while a passcode is asked for: the typed bytes, wiped from the editor.
-    private func takeSecret() -> (waiter: @Sendable (SecretBytes?) -> Void, bytes: SecretBytes)? {
-        editor.withLock { editor in
-            guard let waiter = editor.secretWaiter else { return nil }
-            let secret = SecretBytes(editor.typed)
-            editor.clear()
-            editor.secretWaiter = nil
-            Output.write(STDOUT_FILENO, "\n" + editor.bottomLine)
-            return (waiter, secret)
+    /// Feeds typed bytes to the editor up to the first submitted line (what follows may be a
+    /// passcode), redraws, and returns the events and the bytes not fed yet.
+    private func edit(_ typed: ArraySlice<UInt8>) -> ([LineEditor.Event], ArraySlice<UInt8>) {
+        state.withLock { state in
+            var events = [LineEditor.Event]()
+            var rest = typed
+            while events.isEmpty, let byte = rest.popFirst() {
+                events = state.editor.feed(CollectionOfOne(byte))
+            }
+            Output.write(STDOUT_FILENO, events.isEmpty ? state.bottomRow() : "\r\u{1B}[K")
+            return (events, rest)
         }
-    }
-
-    /// Whether `bytes` ends on a character boundary (a UTF-8 sequence shows when complete).
-    private func isWholeCharacters(_ bytes: [UInt8]) -> Bool {
-        guard let start = bytes.lastIndex(where: { $0 & 0xC0 != 0x80 }) else { return bytes.isEmpty }
-        let lead = bytes[start]
-        let length = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1
-        return bytes.count - start == length
     }
 }

@@ -13,19 +13,32 @@ import SecureChatOpenSSL
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Run the rendezvous server: sign-in, presence and lookup for peers.",
+        abstract: "Run the rendezvous server: sign-in, presence, lookup, call set-up and relay for peers.",
         discussion: """
             On start it prints one line with its public key and the exact `securechat peer` flags \
-            that reach it. SIGINT or SIGTERM stops it cleanly. Every option, and more, can be set in \
-            a config file (see Configs/server.conf); a flag beats the file.
+            that reach it; --show-key prints them again (also while it runs). SIGINT or SIGTERM \
+            stops it cleanly. A flag beats the config file (see Configs/server.conf, which \
+            documents every setting).
+
+            Config-only settings: scrypt-log-n, scrypt-r, scrypt-p, signup, presence, \
+            failed-signins-free, signin-backoff-max, failed-signins-per-host, failed-signins-per-user, \
+            failed-signin-window, signups-per-host, max-connections, max-connections-per-host, \
+            max-unsigned-per-host, signin-deadline, idle-timeout, probe-interval, probe-timeout, \
+            relay, relay-calls-per-user, relay-calls, relay-rate, relay-idle-timeout, \
+            hashing-threads, network-threads, log-level.
+
+            EXAMPLES:
+              securechat serve --listen :7400 --data-dir /var/lib/securechat
+              securechat serve --config /etc/securechat/server.conf
+              securechat serve --show-key --data-dir /var/lib/securechat
             """
     )
 
     @Option(help: ArgumentHelp("A server config file.", valueName: "FILE"))
     var config: String?
 
-    @Option(help: ArgumentHelp("Address and port to listen on (default 127.0.0.1:7400).", valueName: "HOST:PORT"))
-    var listen: HostPort?
+    @Option(help: ArgumentHelp("Address and port to listen on (default 127.0.0.1:7400; :7400 is every address).", valueName: "HOST:PORT"))
+    var listen: String?
 
     @Option(name: .customLong("data-dir"), help: ArgumentHelp("Where the server key and accounts live (default ./securechat-data).", valueName: "DIR"))
     var dataDir: String?
@@ -36,12 +49,20 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Allow only this cipher: chachapoly or aesgcm (default: both).")
     var cipher: CipherKind?
 
+    @Flag(name: .customLong("show-key"), help: "Print the server's public key and the peer flags, and exit.")
+    var showKey = false
+
     func run() async throws {
         var settings = try ServerSettings(configPath: config)
-        if let listen { settings.server.host = listen.host; settings.server.port = listen.port }
+        if let listen {
+            let address = try Parse.listen(listen)
+            settings.server.host = address.host
+            settings.server.port = address.port
+        }
         if let dataDir { settings.server.dataDirectory = dataDir }
         if let backend { settings.backend = backend }
         if let cipher { settings.server.session.allowedCiphers = [cipher] }
+        if showKey { return try Self.showKey(settings.server) }
         startLogging(level: settings.logLevel)
         // A switch with concrete types, not the existential: lets the compiler specialise the
         // generic server for each backend.
@@ -49,6 +70,18 @@ struct ServeCommand: AsyncParsableCommand {
         case .openssl: try await serve(settings, backend: OpenSSLBackend.self)
         case .gcrypt: try await serve(settings, backend: GcryptBackend.self)
         }
+    }
+
+    /// `--show-key`: reads the key file only (no lock: it works while the server runs).
+    private static func showKey(_ server: ServerConfiguration) throws {
+        guard Files.exists(server.keyPath) else {
+            throw CLIError("\(server.keyPath) does not exist: the server creates its key on first start (wrong --data-dir?)")
+        }
+        let key: X25519KeyPair
+        do { key = try KeyFile.load(server.keyPath, backend: AdministrationBackend.self) } catch { throw CLIError("\(error)") }
+        Output.line(RendezvousServer<AdministrationBackend>.startLine(listening: HostPort(host: server.host, port: server.port),
+                                                                      key: key.publicKey))
+        Output.line("fingerprint: \(Fingerprint.of(key.publicKey, backend: AdministrationBackend.self))")
     }
 
     private func serve<Backend: CryptoBackend>(_ settings: ServerSettings, backend: Backend.Type) async throws {
@@ -79,8 +112,8 @@ struct ServerSettings {
 
     init(configPath: String?) throws {
         var file = try ConfigFile.loadIfGiven(configPath)
-        if let listen = try file.hostPort("listen") { server.host = listen.host; server.port = listen.port }
-        if let directory = try file.string("data-dir") { server.dataDirectory = directory }
+        if let listen = try file.listenAddress("listen") { server.host = listen.host; server.port = listen.port }
+        if let directory = try file.path("data-dir") { server.dataDirectory = directory }
         if let backend = try file.backend("backend") { self.backend = backend }
         if let ciphers = try file.take("ciphers", expected: "a comma-separated list of chachapoly and aesgcm", Self.parseCiphers) {
             server.session.allowedCiphers = ciphers
@@ -91,12 +124,24 @@ struct ServerSettings {
         server.scrypt = ScryptParameters(n: 1 << UInt64(logN), r: UInt32(r), p: UInt32(p))
         if let signUp = try file.boolean("signup") { server.session.allowSignUp = signUp }
         if let presence = try file.boolean("presence") { server.presenceBroadcast = presence }
-        if let limit = try file.integer("failed-signins-per-user", in: 1...1000) { server.signInLimits.failuresPerUser = limit }
-        if let limit = try file.integer("failed-signins-per-address", in: 1...100_000) { server.signInLimits.failuresPerAddress = limit }
+        if let free = try file.integer("failed-signins-free", in: 1...100) { server.signInLimits.freeFailures = free }
+        if let maximum = try file.duration("signin-backoff-max") { server.signInLimits.maximumBackOff = maximum }
+        if let limit = try file.integer("failed-signins-per-host", in: 1...1_000_000) { server.signInLimits.failuresPerHost = limit }
+        if let limit = try file.integer("failed-signins-per-user", in: 1...1_000_000) { server.signInLimits.failuresPerUser = limit }
         if let window = try file.duration("failed-signin-window") { server.signInLimits.window = window }
+        if let limit = try file.integer("signups-per-host", in: 0...1_000_000) { server.signInLimits.signUpsPerHost = limit }
         if let cap = try file.integer("max-connections", in: 1...1_000_000) { server.maximumConnections = cap }
+        if let cap = try file.integer("max-connections-per-host", in: 1...1_000_000) { server.maximumConnectionsPerHost = cap }
+        if let cap = try file.integer("max-unsigned-per-host", in: 1...1_000_000) { server.maximumUnsignedPerHost = cap }
         if let deadline = try file.duration("signin-deadline") { server.session.signInDeadline = deadline }
         if let idle = try file.duration("idle-timeout") { server.session.idleTimeout = idle }
+        if let interval = try file.duration("probe-interval") { server.session.probeInterval = interval }
+        if let timeout = try file.duration("probe-timeout") { server.session.probeTimeout = timeout }
+        if let relay = try file.boolean("relay") { server.relay.enabled = relay }
+        if let limit = try file.integer("relay-calls-per-user", in: 1...1000) { server.relay.callsPerUser = limit }
+        if let limit = try file.integer("relay-calls", in: 1...1_000_000) { server.relay.callsInAll = limit }
+        if let rate = try file.integer("relay-rate", in: 0...1 << 30) { server.relay.bytesPerSecond = rate }
+        if let idle = try file.duration("relay-idle-timeout") { server.relay.idleTimeout = idle }
         if let threads = try file.integer("hashing-threads", in: 0...256) { server.hashingThreads = threads }
         if let threads = try file.integer("network-threads", in: 0...256) { server.networkThreads = threads }
         if let level = try file.logLevel("log-level") { logLevel = level }

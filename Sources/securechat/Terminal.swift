@@ -5,6 +5,23 @@ import SecureChatCrypto
 enum Terminal {
     static var isInteractive: Bool { isatty(STDIN_FILENO) == 1 }
 
+    /// The terminal's width in columns (80 when it does not say).
+    static var width: Int {
+        var size = winsize()
+        guard ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 else { return 80 }
+        return Int(size.ws_col)
+    }
+
+    /// Keys one at a time and no echo (the line editor draws the line); signals stay on.
+    static func enterCharacterMode() {
+        var mode = termios()
+        tcgetattr(STDIN_FILENO, &mode)
+        mode.c_lflag &= ~tcflag_t(ICANON | ECHO)
+        mode.c_cc.6 = 1  // VMIN: a read returns with the first byte…
+        mode.c_cc.5 = 0  // VTIME: …and does not wait for more
+        tcsetattr(STDIN_FILENO, TCSANOW, &mode)
+    }
+
     /// One line from standard input, echo off when it is a terminal (the prompt goes to
     /// standard error). The bytes live only in wiped memory. Nil at end of input.
     static func readSecret(prompt: String) -> SecretBytes? {

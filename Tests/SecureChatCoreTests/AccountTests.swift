@@ -61,34 +61,76 @@ struct AccountTests {
         #expect(throws: AccountBookError.badLine(number: 1, why: "not UTF-8")) { try AccountBook(parsing: [0xFF, 0x0A]) }
     }
 
-    @Test("the limiter counts failures per user and per address within the window, and forgets after it")
+    @Test("the limiter counts an attempt when admitted, backs off per user × host, and refunds a success")
     func limiter() {
-        var limiter = SignInLimiter(configuration: .init(failuresPerUser: 2, failuresPerAddress: 3, window: .seconds(60)))
-        let ali = UserID("ali")!, bianca = UserID("bianca")!, t0 = Instant(nanoseconds: 1_000)
-        #expect(!limiter.isLimited(user: ali, address: "10.0.0.1", now: t0))
-        limiter.recordFailure(user: ali, address: "10.0.0.1", now: t0)
-        limiter.recordFailure(user: ali, address: "10.0.0.2", now: t0)
-        #expect(limiter.isLimited(user: ali, address: "10.0.0.9", now: t0), "per user, from any address")
-        #expect(!limiter.isLimited(user: bianca, address: "10.0.0.1", now: t0))
-        limiter.recordFailure(user: bianca, address: "10.0.0.1", now: t0)
-        limiter.recordFailure(user: UserID("carol")!, address: "10.0.0.1", now: t0)
-        #expect(limiter.isLimited(user: UserID("dave")!, address: "10.0.0.1", now: t0), "per address, for any user")
-        let later = t0.advanced(by: .seconds(61))
-        #expect(!limiter.isLimited(user: ali, address: "10.0.0.1", now: later), "the window ended")
-        limiter.recordSuccess(user: bianca)
-        #expect(limiter.isLimited(user: bianca, address: "10.0.0.1", now: t0), "success clears the user, not the address")
-        #expect(!limiter.isLimited(user: bianca, address: "10.0.0.5", now: t0))
+        var limiter = SignInLimiter(configuration: .init(freeFailures: 3, firstBackOff: .seconds(10), failuresPerHost: 100,
+                                                         failuresPerUser: 100, window: .seconds(600), inFlightPerUser: 10, inFlightPerHost: 10))
+        let ali = UserID("ali")!, t0 = Instant(nanoseconds: 1_000)
+        let home = IPAddress("10.0.0.1")!, stranger = IPAddress("198.51.100.7")!
+        func admit(_ user: UserID, _ host: IPAddress, _ now: Instant) -> SignInLimiter.Admission { limiter.admit(user: user, address: host, now: now) }
+        // The stranger's three guesses are counted as they are admitted, before any hash ran…
+        var tickets = [SignInLimiter.Ticket]()
+        for _ in 0..<3 {
+            guard case let .admitted(ticket) = admit(ali, stranger, t0) else { Issue.record("not admitted"); return }
+            tickets.append(ticket)
+        }
+        #expect(admit(ali, stranger, t0) == .lockedOut(retryAfter: .seconds(10)), "a fourth at once is refused without hashing")
+        for ticket in tickets { limiter.finish(ticket, .wrongPasscode, now: t0) }
+        // …and cost ali nothing at home.
+        guard case let .admitted(good) = admit(ali, home, t0) else { Issue.record("ali locked out by a stranger"); return }
+        limiter.finish(good, .granted, now: t0)
+        // The back-off doubles: 10 s after three failures, 20 s after the fourth.
+        guard case let .admitted(fourth) = admit(ali, stranger, t0.advanced(by: .seconds(10))) else { Issue.record("no retry after the wait"); return }
+        limiter.finish(fourth, .wrongPasscode, now: t0.advanced(by: .seconds(10)))
+        #expect(admit(ali, stranger, t0.advanced(by: .seconds(29))) == .lockedOut(retryAfter: .seconds(1)))
+        // IPv6: one host is its whole /64.
+        let v6a = IPAddress("2001:db8:1:2::a")!, v6b = IPAddress("2001:db8:1:2:ffff::b")!
+        for _ in 0..<3 { if case let .admitted(ticket) = admit(UserID("bianca")!, v6a, t0) { limiter.finish(ticket, .wrongPasscode, now: t0) } }
+        if case .admitted = admit(UserID("bianca")!, v6b, t0) { Issue.record("another address of the same /64 is the same host") }
+        // A check that did not happen (store error, client gone) is refunded.
+        guard case let .admitted(unchecked) = admit(UserID("carol")!, home, t0) else { Issue.record(); return }
+        limiter.finish(unchecked, .notChecked, now: t0)
+        for _ in 0..<3 { if case let .admitted(ticket) = admit(UserID("carol")!, home, t0) { limiter.finish(ticket, .wrongPasscode, now: t0) } }
+        if case .admitted = admit(UserID("carol")!, home, t0) { Issue.record("the refund was not given: one failure too many") }
     }
 
-    @Test("the limiter's table stays bounded")
-    func limiterBounded() {
-        var limiter = SignInLimiter(configuration: .init(failuresPerUser: 1, failuresPerAddress: 100, window: .seconds(60), maximumTracked: 50))
-        for index in 0..<500 {
-            limiter.recordFailure(user: UserID("u\(index)")!, address: "10.0.\(index / 256).\(index % 256)",
-                                  now: Instant(nanoseconds: UInt64(index)))
+    @Test("the limiter bounds hashes in flight per user and per host, and budgets per host and sign-ups")
+    func limiterBudgets() {
+        var limiter = SignInLimiter(configuration: .init(failuresPerHost: 5, failuresPerUser: 1000, inFlightPerUser: 2, inFlightPerHost: 3,
+                                                         signUpsPerHost: 2, signUpWindow: .seconds(60)))
+        let host = IPAddress("10.0.0.9")!, t0 = Instant(nanoseconds: 1)
+        var admitted = [SignInLimiter.Ticket]()
+        for name in ["a", "a", "a", "b", "c"] {
+            if case let .admitted(ticket) = limiter.admit(user: UserID(name)!, address: host, now: t0) { admitted.append(ticket) }
         }
-        #expect(limiter.isLimited(user: UserID("u499")!, address: "x", now: Instant(nanoseconds: 500)))
-        #expect(!limiter.isLimited(user: UserID("u0")!, address: "x", now: Instant(nanoseconds: 500)), "the oldest were dropped")
+        #expect(admitted.count == 3, "two for user a, then the host's three")
+        #expect(limiter.admit(user: UserID("d")!, address: host, now: t0) == .busy)
+        for ticket in admitted { limiter.finish(ticket, .wrongPasscode, now: t0) }
+        for name in ["e", "f"] { if case let .admitted(ticket) = limiter.admit(user: UserID(name)!, address: host, now: t0) { limiter.finish(ticket, .wrongPasscode, now: t0) } }
+        guard case .lockedOut = limiter.admit(user: UserID("g")!, address: host, now: t0) else { Issue.record("no host budget"); return }
+        let signUps = (0..<3).map { _ in limiter.admitSignUp(address: host, now: t0) }
+        #expect(signUps == [true, true, false], "two sign-ups per window")
+        let later = limiter.admitSignUp(address: host, now: t0.advanced(by: .seconds(61)))
+        #expect(later)
+    }
+
+    @Test("the limiter's tables stay bounded")
+    func limiterBounded() {
+        var limiter = SignInLimiter(configuration: .init(freeFailures: 1, maximumTracked: 50))
+        for index in 0..<500 {
+            let host = IPAddress("10.0.\(index / 256).\(index % 256)")!, now = Instant(nanoseconds: UInt64(index))
+            if case let .admitted(ticket) = limiter.admit(user: UserID("u\(index)")!, address: host, now: now) {
+                limiter.finish(ticket, .wrongPasscode, now: now)
+            }
+        }
+        guard case .lockedOut = limiter.admit(user: UserID("u499")!, address: IPAddress("10.0.1.243")!, now: Instant(nanoseconds: 500)) else {
+            Issue.record("the newest entry was dropped")
+            return
+        }
+        guard case .admitted = limiter.admit(user: UserID("u0")!, address: IPAddress("10.0.0.0")!, now: Instant(nanoseconds: 500)) else {
+            Issue.record("the oldest entries were not dropped")
+            return
+        }
     }
 
     @Test("the server session names its next deadline: the sign-in deadline, then the idle timeout")

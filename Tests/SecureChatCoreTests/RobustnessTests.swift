@@ -65,11 +65,19 @@ private func runBadOpenings<B: CryptoBackend>(_: B.Type) throws {
         var responder = SecureChannel<B>(responderWith: server, allowed: [.chaChaPoly])
         return responder.receive(hello)
     }
-    #expect(opening(try Framing.frame(Array("garbage".utf8))) == [.fail(.badHello("the first frame is not a HELLO message"))])
-    #expect(opening(try Framing.frame(ControlMessage.hello(.init(version: 2, noise: "Noise_IK_25519_ChaChaPoly_SHA256")).encoded()))
-            == [.fail(.badHello("version 2 is not supported"))])
-    #expect(opening(try Framing.frame(ControlMessage.hello(.init(noise: "Noise_IK_25519_AESGCM_SHA256")).encoded()))
-            == [.fail(.cipherNotAllowed("Noise_IK_25519_AESGCM_SHA256"))], "a cipher the responder does not allow")
+    #expect(opening(try Framing.frame(Array("garbage".utf8))).last == .fail(.badHello("the first frame is not a HELLO message")))
+    #expect(opening(try Framing.frame(ControlMessage.hello(.init(version: 2, noise: "Noise_IK_25519_ChaChaPoly_SHA256")).encoded())).last
+            == .fail(.badHello("version 2 is not supported")))
+    let refusal = opening(try Framing.frame(ControlMessage.hello(.init(noise: "Noise_IK_25519_AESGCM_SHA256")).encoded()))
+    #expect(refusal.last == .fail(.cipherNotAllowed("Noise_IK_25519_AESGCM_SHA256")), "a cipher the responder does not allow")
+    // The responder says why, in plaintext, and the initiator reads it instead of message 2.
+    var (initiator, _) = try SecureChannel<B>.initiator(cipher: .aesGCM, localStatic: try B.generateX25519KeyPair(),
+                                                        remoteStatic: server.publicKey, payload: [])
+    guard case let .send(said)? = refusal.first else { Issue.record("no refusal sent"); return }
+    #expect(initiator.receive(said) == [.fail(.refused(.cipherNotAllowed(allowed: [.chaChaPoly])))])
+    var (closedOn, _) = try SecureChannel<B>.initiator(cipher: .aesGCM, localStatic: try B.generateX25519KeyPair(),
+                                                       remoteStatic: server.publicKey, payload: [])
+    #expect(closedOn.endOfStream() == [.fail(.closedDuringHandshake)], "a silent close during the handshake is told apart")
     // A handshake for another server key, and a HELLO changed in flight (the prologue binds it).
     let (_, wrongKey) = try SecureChannel<B>.initiator(cipher: .chaChaPoly, localStatic: try B.generateX25519KeyPair(),
                                                       remoteStatic: try B.generateX25519KeyPair().publicKey, payload: [])
@@ -96,14 +104,17 @@ private func runWrongEvents<B: CryptoBackend>(_: B.Type) throws {
     #expect(ali.client.requestChat(with: UserID("bianca")!) == [.rejected("sign in first")])
     #expect(ali.client.list() == [.rejected("sign in first")])
     #expect(ali.client.chatEnded(with: UserID("bianca")!) == [])
-    #expect(ali.client.callFailed(to: UserID("bianca")!, reason: "x") == [])
+    #expect(ali.client.callFailed(to: UserID("bianca")!) == [])
     let bianca = try world.add("bianca")
     #expect(bianca.client.requestChat(with: bianca.user) == [.rejected("you cannot call yourself")])
 
     // A responder's answer before any handshake, or twice, is an error, not a crash.
-    var idle = PeerConnection<B>(answeringWith: try B.generateX25519KeyPair(), allowed: CipherKind.allCases, sourceAddress: "127.0.0.1")
-    #expect(idle.lookupAnswered(.notFound, pinnedKey: nil, busy: false) == [])
-    #expect(idle.sendText("nobody is listening") == [])
+    let now = Instant(nanoseconds: 1)
+    var idle = PeerConnection<B>(answeringWith: try B.generateX25519KeyPair(), allowed: CipherKind.allCases,
+                                 origin: .accepted(from: IPAddress("127.0.0.1")!), now: now)
+    #expect(idle.answer(refusal: nil, now: now) == [])
+    #expect(idle.sendText("nobody is listening", now: now) == [])
+    #expect(idle.check(nil, pinnedKey: nil, busy: false) == .notVerified)
     var channel = SecureChannel<B>(responderWith: try B.generateX25519KeyPair(), allowed: CipherKind.allCases)
     #expect(channel.respond(payload: []) == [.fail(.unexpectedFrame("no handshake to answer"))])
     #expect(channel.receive([0, 1, 2]) == [.fail(.unexpectedFrame("no handshake to answer"))], "failed stays failed")
@@ -115,7 +126,7 @@ private func runWrongEvents<B: CryptoBackend>(_: B.Type) throws {
     world.server.receive(50, hello)
     _ = raw.receive(world.server.outbox.removeValue(forKey: 50)!)
     world.server.receive(50, try raw.seal(ControlMessage.presence(.init(userID: bianca.user, status: .online)).encoded()))
-    #expect(world.server.closed[50] == "protocol error: PRESENCE is not a request a client may send")
+    #expect(world.server.closed[50] == .protocolError("PRESENCE is not a request a client may send"))
     #expect(world.server.closed[bianca.connection] == nil)
     world.handle(bianca, bianca.client.list())
     world.pump()
@@ -124,13 +135,13 @@ private func runWrongEvents<B: CryptoBackend>(_: B.Type) throws {
 
 private func runServerDefences<B: CryptoBackend>(_: B.Type) throws {
     let identity = try B.generateX25519KeyPair()
-    let configuration = ServerSession<B>.Configuration(signInDeadline: .seconds(10), idleTimeout: .seconds(60))
+    let configuration = ServerSession<B>.Configuration(signInDeadline: .seconds(10), idleTimeout: .seconds(60), probeInterval: .seconds(1000))
     let start = Instant(nanoseconds: 1_000_000_000)
 
     // Silent client: closed at the deadline, not before.
     var silent = ServerSession<B>(configuration: configuration, localStatic: identity, acceptedAt: start)
     #expect(silent.tick(now: start.advanced(by: .seconds(9))) == [])
-    #expect(silent.tick(now: start.advanced(by: .seconds(10))) == [.close(reason: "no handshake and sign-in before the deadline")])
+    #expect(silent.tick(now: start.advanced(by: .seconds(10))) == [.close(.noSignInBeforeDeadline)])
 
     // Handshake done but no sign-in: closed at the deadline too.
     var lingering = ServerSession<B>(configuration: configuration, localStatic: identity, acceptedAt: start)
@@ -138,12 +149,21 @@ private func runServerDefences<B: CryptoBackend>(_: B.Type) throws {
                                                          remoteStatic: identity.publicKey, payload: [])
     guard case let .send(message2)? = lingering.receive(hello, now: start).first else { Issue.record("no handshake reply"); return }
     _ = client.receive(message2)
-    #expect(lingering.tick(now: start.advanced(by: .seconds(11))) == [.close(reason: "no sign-in before the deadline")])
+    #expect(lingering.tick(now: start.advanced(by: .seconds(11))) == [.close(.noSignInBeforeDeadline)])
 
     // Bad JSON, a mistyped field, an oversized message: ERROR then close.
+    // A frame over what a control message can be is refused from its header: nothing is buffered for it.
+    do {
+        var session = ServerSession<B>(configuration: configuration, localStatic: identity, acceptedAt: start)
+        var (peer, opening) = try SecureChannel<B>.initiator(cipher: .chaChaPoly, localStatic: try B.generateX25519KeyPair(),
+                                                             remoteStatic: identity.publicKey, payload: [])
+        guard case let .send(reply)? = session.receive(opening, now: start).first else { return }
+        _ = peer.receive(reply)
+        let oversized = try peer.seal([UInt8](repeating: 0x20, count: 5000))
+        #expect(session.receive(oversized.prefix(2), now: start) == [.close(.channelFailed(.framing(.payloadTooLarge(5016))))])
+    }
     for (payload, reason) in [(Array("{nope".utf8), "invalid JSON at byte 1: expected a key"),
-                              (Array(#"{"msgtype":"LOOKUPREQ","userid":1,"lookup":"b"}"#.utf8), "field \"userid\" must be a string"),
-                              ([UInt8](repeating: 0x20, count: 5000), "control message of 5000 bytes is over the 4096-byte limit")] {
+                              (Array(#"{"msgtype":"LOOKUPREQ","userid":1,"lookup":"b"}"#.utf8), "field \"userid\" must be a string")] {
         var session = ServerSession<B>(configuration: configuration, localStatic: identity, acceptedAt: start)
         var (peer, opening) = try SecureChannel<B>.initiator(cipher: .chaChaPoly, localStatic: try B.generateX25519KeyPair(),
                                                              remoteStatic: identity.publicKey, payload: [])
@@ -155,7 +175,7 @@ private func runServerDefences<B: CryptoBackend>(_: B.Type) throws {
             continue
         }
         #expect(try ControlMessage.decode(plaintext) == .error(reason: reason))
-        #expect(actions.last == .close(reason: "protocol error: \(reason)"))
+        #expect(actions.last == .close(.protocolError(reason)))
         #expect(session.isClosed)
     }
 
@@ -177,10 +197,10 @@ private func runServerDefences<B: CryptoBackend>(_: B.Type) throws {
     // Signed in: the idle timeout counts from the last message, and KEEPALIVE resets it.
     let digest = String(repeating: "d", count: 64)
     let asked = session.receive(try peer.seal(ControlMessage.authRequest(.init(userID: ali, passcode: digest, port: 1)).encoded()), now: start)
-    #expect(asked == [.verifySignIn(userID: ali, passcode: digest, port: 1, identityKey: aliKey.publicKey)])
-    _ = session.signInAnswered(granted: true)
+    #expect(asked == [.verifySignIn(.init(userID: ali, passcode: digest, port: 1, addresses: [], identityKey: aliKey.publicKey))])
+    _ = session.signInAnswered(.granted(previousKey: nil))
     #expect(session.tick(now: start.advanced(by: .seconds(30))) == [], "signed in: the sign-in deadline no longer applies")
     #expect(session.receive(try peer.seal(ControlMessage.keepAlive.encoded()), now: start.advanced(by: .seconds(50))) == [])
     #expect(session.tick(now: start.advanced(by: .seconds(100))) == [], "KEEPALIVE at 50 s moved the timeout to 110 s")
-    #expect(session.tick(now: start.advanced(by: .seconds(110))) == [.signedOut(ali), .close(reason: "idle past the timeout")])
+    #expect(session.tick(now: start.advanced(by: .seconds(110))) == [.signedOut(ali), .close(.idle)])
 }

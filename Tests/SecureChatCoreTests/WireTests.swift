@@ -55,9 +55,12 @@ struct FrameTests {
 @Suite("Control messages")
 struct MessageTests {
     /// The JSON blocks of the seed document, in order (Listing 1 appears twice there).
-    static func seedListings() throws -> [String] {
-        let seeds = URL(fileURLWithPath: VectorPaths.root).deletingLastPathComponent().appendingPathComponent("seeds")
-        let name = try FileManager.default.contentsOfDirectory(atPath: seeds.path).first { $0.hasPrefix("000_") }
+    /// The JSON blocks of the seed document, in order (Listing 1 appears twice there); nil
+    /// when ../shared is not beside this clone.
+    static func seedListings() throws -> [String]? {
+        let seeds = URL(fileURLWithPath: VectorPaths.seeds)
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: seeds.path) else { return nil }
+        let name = names.first { $0.hasPrefix("000_") }
         let text = try String(contentsOf: seeds.appendingPathComponent(try #require(name)), encoding: .utf8)
         var blocks = [String](), depth = 0, current = ""
         for character in text {
@@ -72,7 +75,11 @@ struct MessageTests {
     }
 
     @Test func seedListingsParse() throws {
-        let listings = try Self.seedListings()
+        guard let listings = try Self.seedListings() else {
+            if VectorPaths.sharedRequired { Issue.record("the seeds are missing at \(VectorPaths.seeds)") }
+            print("vectors: NOT RUN — the seed listings (\(VectorPaths.seeds) is not here: it comes with ../shared)")
+            return
+        }
         let types = try listings.map { try ControlMessage.decode(Array($0.utf8)).messageType }
         #expect(types == ["AUTHREQ", "AUTHREQ", "AUTHREPLY", "AUTHREPLY", "LOOKUPREQ", "LOOKUPREPLY", "LOOKUPREPLY",
                           "CONNECTREQ", "CONNECTREPLY", "CONNECTREPLY"])
@@ -95,7 +102,21 @@ struct MessageTests {
             .lookupReply(.notFound),
             .signUpRequest(.init(userID: ali, passcode: String(repeating: "0", count: 64))),
             .signUpReply(.init(status: .exists, reason: "that user ID is taken")),
-            .listRequest(userID: ali), .listReply(users: [ali, bianca]), .listReply(users: []),
+            .listRequest(userID: ali), .listReply(.init(users: [ali, bianca], more: true)), .listReply(.init(users: [])),
+            .authRequest(.init(userID: ali, passcode: String(repeating: "ab", count: 32), port: 7401,
+                               addresses: [Endpoint("192.168.1.10:7401")!, Endpoint("[2001:db8::10]:7401")!])),
+            .authReply(.init(userID: ali, status: .granted, extensions: ["calls"], previousKey: "a2V5",
+                             network: .init(observed: Endpoint("203.0.113.7:40000")!, behindRouter: true))),
+            .lookupReply(.init(found: .init(answer: bianca, address: "203.0.113.8", encryptionKey: "a2V5", port: 7402,
+                                            candidates: [Endpoint("203.0.113.8:7402")!, Endpoint("10.0.0.2:7402")!]))),
+            .passwordRequest(.init(userID: ali, passcode: String(repeating: "1", count: 64), newPasscode: String(repeating: "2", count: 64))),
+            .passwordReply(.init(status: .changed, reason: "")), .passwordReply(.init(status: .refused, reason: "the current passcode is wrong")),
+            .callRequest(.init(userID: ali, callee: bianca)),
+            .callReply(.init(status: .success, found: .init(callee: bianca, encryptionKey: "a2V5", candidates: [Endpoint("203.0.113.8:7402")!],
+                                                          relay: "dG9rZW4=", network: .init(observed: Endpoint("203.0.113.8:7402")!, behindRouter: false)))),
+            .callReply(.init(status: .notFound)), .callReply(.init(status: .refused, reason: "too many calls")),
+            .callOffer(.init(caller: ali, encryptionKey: "a2V5", candidates: [], relay: "")),
+            .relay(token: "dG9rZW4="),
             .presence(.init(userID: bianca, status: .offline)), .logoutRequest(userID: ali), .keepAlive,
             .error(reason: "bad \"quote\"\n"), .connectRequest(initiator: ali),
             .connectReply(.init(status: .refused, reason: "busy")), .connectReply(.init(status: .accepted)),

@@ -43,16 +43,16 @@ struct ServerDefenceTests {
     static let lookup = ControlMessage.lookupRequest(.init(userID: UserID("ali")!, lookup: UserID("ali")!))
 
     static let misbehaviours: [Misbehaviour] = [
-        raw("garbage bytes", "handshake: bad HELLO", Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8) + [UInt8](repeating: 0x41, count: 20_000)),
-        raw("an unsupported HELLO", "handshake: protocol not allowed",
+        raw("garbage bytes", "not a securechat client (a first message of", Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8) + [UInt8](repeating: 0x41, count: 20_000)),
+        raw("an unsupported HELLO", "handshake refused: the client asked for Noise_XX",
             framed(Array(#"{"msgtype":"HELLO","version":1,"noise":"Noise_XX_25519_ChaChaPoly_SHA256"}"#.utf8))),
-        raw("a HELLO of a later version", "handshake: bad HELLO",
+        raw("a HELLO of a later version", "not a securechat client (version 2",
             framed(Array(#"{"msgtype":"HELLO","version":2,"noise":"Noise_IK_25519_ChaChaPoly_SHA256"}"#.utf8))),
-        raw("a HELLO that is not JSON", "handshake: bad HELLO", framed(Array("hello there".utf8))),
-        raw("a zero-length frame", "handshake: framing error", [0, 0]),
-        raw("a handshake message of random bytes", "handshake: handshake failed",
+        raw("a HELLO that is not JSON", "not a securechat client (the first frame", framed(Array("hello there".utf8))),
+        raw("a zero-length frame", "broken framing during the handshake", [0, 0]),
+        raw("a handshake message of random bytes", "handshake failed: the client may have a wrong server key",
             framed(hello) + framed([UInt8](repeating: 7, count: 96))),
-        Misbehaviour(description: "a handshake to the wrong server key", loggedReason: "handshake: handshake failed") { server in
+        Misbehaviour(description: "a handshake to the wrong server key", loggedReason: "handshake failed: the client may have a wrong server key") { server in
             let wrongKey = try TestBackend.generateX25519KeyPair().publicKey
             await #expect(throws: (any Error).self) {
                 try await ControlConnection<TestBackend>.with(server.address, serverKey: wrongKey,
@@ -69,7 +69,7 @@ struct ServerDefenceTests {
             let frame = try connection.sealed(lookup)
             return frame + frame
         },
-        Misbehaviour(description: "a frame cut short, then the end of the stream", loggedReason: "connection closed inside a frame") { server in
+        Misbehaviour(description: "a frame cut short, then the end of the stream", loggedReason: "the client closed the connection in the middle of a message") { server in
             try await server.connect { connection in try await connection.sendRaw(Array(try connection.sealed(lookup).dropLast(5))) }
         },
         afterHandshake("bad JSON", "protocol error: ") { connection in
@@ -78,7 +78,7 @@ struct ServerDefenceTests {
         afterHandshake("a field of the wrong type", "protocol error: ") { connection in
             try connection.sealedRaw(Array(#"{"msgtype":"LOOKUPREQ","userid":42,"lookup":"ali"}"#.utf8))
         },
-        afterHandshake("an oversized message", "protocol error: ") { connection in
+        afterHandshake("an oversized message", "framing error: payloadTooLarge") { connection in
             try connection.sealedRaw(Array(#"{"msgtype":"KEEPALIVE","pad":""#.utf8) + [UInt8](repeating: 0x61, count: 5000) + Array(#""}"#.utf8))
         },
         afterHandshake("a message only the server may send", "protocol error: ") { connection in
@@ -109,29 +109,59 @@ struct ServerDefenceTests {
         #expect(logged, "expected 3 log lines with reason \(misbehaviour.loggedReason); log:\n\(server.log.text)")
     }
 
-    @Test("failed sign-ins are limited per user: a limited attempt is refused without hashing, even with the right passcode")
-    func rateLimitPerUser() async throws {
-        let server = try await TestServer.start { $0.signInLimits.failuresPerUser = 3 }
+    @Test("failed sign-ins back off per user and host: then refused without hashing, even with the right passcode; another host is not locked out")
+    func rateLimitPerUserAndHost() async throws {
+        let server = try await TestServer.start {
+            $0.signInLimits.freeFailures = 3
+            $0.signInLimits.firstBackOff = .seconds(60)
+        }
         defer { Task { await server.stop() } }
-        try await server.connect { client in
+        let key = try TestBackend.generateX25519KeyPair()
+        try await server.connect(identity: key) { client in
             _ = try await client.signUp("ali", "sesame")
             for _ in 0..<3 { #expect(try await client.signIn("ali", "wrong") == .refused("ali")) }
-            #expect(try await client.signIn("ali", "sesame") == .refused("ali"))
+            guard case let .authReply(locked) = try await client.signIn("ali", "sesame") else { Issue.record(); return }
+            #expect(locked.status == .refused && locked.reason?.hasPrefix("locked out: too many failed sign-ins") == true,
+                    "a lock-out says it is one: \(locked.reason ?? "")")
         }
-        #expect(server.log.count("sign-in refused", ["reason": "too many failed sign-ins"]) == 1)
+        // A stranger's guesses from 127.0.0.1 do not lock ali out at 127.0.0.2.
+        let fromElsewhere = try await server.connect(identity: key, from: "127.0.0.2") { try await $0.signIn("ali", "sesame") }
+        #expect(fromElsewhere == .granted("ali"))
+        #expect(server.log.count("sign-in refused", ["reason": "locked out"]) == 1)
         #expect(server.log.count("sign-in refused", ["reason": "wrong user ID or passcode"]) == 3)
     }
 
-    @Test("failed sign-ins are limited per source address, across user IDs")
-    func rateLimitPerAddress() async throws {
-        let server = try await TestServer.start { $0.signInLimits.failuresPerAddress = 4 }
+    @Test("failed sign-ins are limited per host, across user IDs")
+    func rateLimitPerHost() async throws {
+        let server = try await TestServer.start { $0.signInLimits.failuresPerHost = 4 }
         defer { Task { await server.stop() } }
         try await server.connect { client in
             _ = try await client.signUp("ali", "sesame")
             for index in 0..<4 { #expect(try await client.signIn("guess\(index)", "x") == .refused("guess\(index)")) }
-            #expect(try await client.signIn("ali", "sesame") == .refused("ali"))
+            guard case let .authReply(locked) = try await client.signIn("ali", "sesame") else { Issue.record(); return }
+            #expect(locked.reason?.hasPrefix("locked out") == true)
         }
-        #expect(server.log.contains("sign-in refused", ["user": "ali", "reason": "too many failed sign-ins"]))
+        #expect(server.log.contains("sign-in refused", ["user": "ali", "reason": "locked out"]))
+    }
+
+    @Test("guesses sent all at once are counted all at once: 30 at one user get at most the free failures hashed")
+    func concurrentGuesses() async throws {
+        let server = try await TestServer.start {
+            $0.signInLimits.firstBackOff = .seconds(60)
+            $0.maximumUnsignedPerHost = 100
+        }
+        defer { Task { await server.stop() } }
+        _ = try await server.connect { try await $0.signUp("ali", "sesame") }
+        let replies = try await withThrowingTaskGroup(of: ControlMessage.self) { group in
+            for index in 0..<30 {
+                group.addTask { try await server.connect { try await $0.signIn("ali", index == 29 ? "sesame" : "guess\(index)") } }
+            }
+            return try await group.reduce(into: [ControlMessage]()) { $0.append($1) }
+        }
+        let hashed = server.log.count("sign-in refused", ["reason": "wrong user ID or passcode"])
+            + replies.filter { $0 == .granted("ali") }.count
+        #expect(hashed <= 3, "\(hashed) of 30 simultaneous attempts were checked")
+        #expect(replies.allSatisfy { if case let .authReply(reply) = $0 { reply.status == .refused || $0 == .granted("ali") } else { false } })
     }
 
     @Test("a client that does not finish handshake and sign-in within the deadline is closed")
@@ -144,8 +174,7 @@ struct ServerDefenceTests {
         _ = try await server.connect { client in
             await #expect(throws: ControlConnection<TestBackend>.Failure.closedByServer) { try await client.receive() }
         }
-        #expect(server.log.contains("connection closed", ["reason": "no handshake and sign-in before the deadline"]))
-        #expect(server.log.contains("connection closed", ["reason": "no sign-in before the deadline"]))
+        #expect(server.log.count("connection closed", ["reason": "no sign-in before the deadline (a stalled or idle client)"]) == 2)
     }
 
     @Test("a signed-in session idle past the timeout is closed; KEEPALIVE keeps it")
@@ -173,7 +202,7 @@ struct ServerDefenceTests {
         await #expect(throws: (any Error).self) { try await server.connect(cipher: .chaChaPoly) { _ in } }
         let reply = try await server.connect(cipher: .aesGCM) { try await $0.signUp("ali") }
         #expect(reply == .signUpReply(.init(status: .created, reason: "")))
-        #expect(await eventually { server.log.contains("connection closed", ["reason": "handshake: protocol not allowed here: Noise_IK_25519_ChaChaPoly_SHA256"]) })
+        #expect(await eventually { server.log.contains("connection closed", ["reason": "handshake refused: the client asked for Noise_IK_25519_ChaChaPoly_SHA256, which this server does not allow"]) })
     }
 
     @Test("past the connection cap new connections are closed at once, and others go on")
@@ -188,6 +217,6 @@ struct ServerDefenceTests {
                 #expect(try await first.signIn("ali", "sesame") == .granted("ali"))
             }
         }
-        #expect(server.log.contains("connection refused: at the connection cap"))
+        #expect(server.log.contains("connection refused", ["reason": "at the connection cap"]))
     }
 }

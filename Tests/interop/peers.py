@@ -5,12 +5,14 @@ import shutil
 import re
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 import unittest
 
+import unprivileged
+
 BINARY = os.environ.get("SECURECHAT_BINARY", ".build/securechat-static")
+PASSCODE = "pass-word"
 START_LINE = re.compile(r"listening on ([0-9.]+):(\d+), key ([A-Za-z0-9+/=]{44})")
 
 
@@ -18,7 +20,7 @@ class Process:
     """A child whose output lines are collected by a thread, so tests can wait for a line."""
 
     def __init__(self, args, env=None):
-        self.process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        self.process = subprocess.Popen(unprivileged.command(args), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, text=True, env=env, bufsize=1)
         self.lines = []
         self._queue = queue.Queue()
@@ -52,6 +54,31 @@ class Process:
                 return match
             self.lines.append(line)
 
+    def drain(self, seconds=0.2):
+        """Collects the lines that arrive within `seconds` into `lines`."""
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                line = self._queue.get(timeout=remaining)
+            except queue.Empty:
+                return
+            if line is None:
+                self._queue.put(None)
+                return
+            self.lines.append(line)
+
+    def expect_end(self, timeout=10):
+        """Collects every line until the output ends."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if line is None:
+                return
+            self.lines.append(line)
+
     def send(self, line):
         self.process.stdin.write(line + "\n")
         self.process.stdin.flush()
@@ -78,8 +105,13 @@ class Server(Process):
     def __init__(self, data_dir, *extra):
         super().__init__([BINARY, "serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir, *extra])
         match = self.expect(START_LINE.pattern)
-        self.address = f"{match.group(1)}:{match.group(2)}"
+        self.host, self.port = match.group(1), int(match.group(2))
+        self.address = f"{self.host}:{self.port}"
         self.key = match.group(3)
+
+    def client(self, cipher="ChaChaPoly", identity=None):
+        from noise_client import Client
+        return Client(self.host, self.port, self.key, cipher, identity)
 
 
 class Peer(Process):
@@ -102,7 +134,7 @@ class PeerTest(unittest.TestCase):
     server_args = ()
 
     def setUp(self):
-        self.root = tempfile.mkdtemp(prefix="securechat-e2e-")
+        self.root = unprivileged.private_directory("securechat-e2e-")
         self.addCleanup(shutil.rmtree, self.root)
         self.server = Server(os.path.join(self.root, "data"), *self.server_args)
         self.addCleanup(self.server.stop)
@@ -110,20 +142,27 @@ class PeerTest(unittest.TestCase):
     def home(self, name):
         path = os.path.join(self.root, name)
         os.makedirs(path, exist_ok=True)
-        return path
+        return unprivileged.hand_over(path)
 
-    def peer(self, user, passcode="pass", *extra, signup=True, home=None):
+    def peer(self, user, passcode=PASSCODE, *extra, signup=True, home=None):
         peer = Peer(self.server, user, passcode, home or self.home(user), *extra, signup=signup)
         self.addCleanup(peer.stop)
         return peer
 
-    def signed_in(self, user, *extra, passcode="pass", **options):
+    def signed_in(self, user, *extra, passcode=PASSCODE, **options):
         peer = self.peer(user, passcode, *extra, **options)
         peer.expect(rf"^signed in as {user} ")
         return peer
 
     def connect(self, caller, callee):
+        """A call from `caller` to `callee`, connected on both sides; returns the caller's path."""
         caller.send(f"/chat {callee.user}")
-        callee.expect(rf"^incoming call from {caller.user}$")
-        caller.expect(rf"^connected to {callee.user}$")
-        callee.expect(rf"^connected to {caller.user}$")
+        path = caller.expect(rf"^connected to {callee.user} \((.*)\)$").group(1)
+        callee.expect(rf"^connected to {caller.user} \(")
+        return path
+
+    def hang_up(self, who, other):
+        """`who` hangs up; both see it, with who hung up."""
+        who.send("/hangup")
+        who.expect(r"^Hang up \(you\)$")
+        other.expect(rf"^Hang up \({who.user}\)$")

@@ -9,11 +9,12 @@ import json
 import subprocess
 import unittest
 
+import unprivileged
 from peers import BINARY
 
 
 def bench(*flags):
-    return subprocess.run([BINARY, "bench", "--seconds", "0.03", *flags], capture_output=True, text=True, timeout=120)
+    return subprocess.run(unprivileged.command([BINARY, "bench", "--seconds", "0.03", *flags]), capture_output=True, text=True, timeout=120)
 
 
 class Bench(unittest.TestCase):

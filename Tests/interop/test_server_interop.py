@@ -8,10 +8,10 @@ import re
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 import unittest
 
+import unprivileged
 from noise_client import Client, Closed, passcode_digest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -21,8 +21,8 @@ START_LINE = re.compile(r"listening on ([0-9.]+):(\d+), key ([A-Za-z0-9+/=]{44})
 
 class Server:
     def __init__(self, data_dir, *extra):
-        self.process = subprocess.Popen(
-            [BINARY, "serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir, *extra],
+        self.process = subprocess.Popen(unprivileged.command(
+            [BINARY, "serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir, *extra]),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self.process.stdout.readline()
         match = START_LINE.search(line)
@@ -62,7 +62,7 @@ def signin(client, userid, passcode, port=6000):
 
 class ServerConfig(unittest.TestCase):
     def test_shipped_config_starts_the_server(self):
-        data_dir = tempfile.mkdtemp(prefix="securechat-interop-")
+        data_dir = unprivileged.private_directory("securechat-interop-")
         self.addCleanup(shutil.rmtree, data_dir)
         server = Server(data_dir, "--config", os.path.join(ROOT, "Configs", "server.conf"))
         client = server.client("AESGCM")
@@ -71,10 +71,10 @@ class ServerConfig(unittest.TestCase):
         self.assertIn("stopping", server.stop())
 
     def test_a_config_mistake_is_one_clear_line(self):
-        with tempfile.NamedTemporaryFile("w", suffix=".conf") as config:
-            config.write("listen = 127.0.0.1:0\nidle-timeout = 10 minutes\n")
-            config.flush()
-            result = subprocess.run([BINARY, "serve", "--config", config.name], capture_output=True, text=True)
+        folder = unprivileged.private_directory("securechat-interop-")
+        self.addCleanup(shutil.rmtree, folder)
+        config = unprivileged.write_file(os.path.join(folder, "bad.conf"), "listen = 127.0.0.1:0\nidle-timeout = 10 minutes\n")
+        result = subprocess.run(unprivileged.command([BINARY, "serve", "--config", config]), capture_output=True, text=True)
         self.assertNotEqual(result.returncode, 0)
         self.assertEqual(result.stderr.strip().count("\n"), 0, result.stderr)
         self.assertIn(":2: idle-timeout must be a duration", result.stderr)
@@ -82,7 +82,7 @@ class ServerConfig(unittest.TestCase):
 
 class ServerInterop(unittest.TestCase):
     def setUp(self):
-        self.data_dir = tempfile.mkdtemp(prefix="securechat-interop-")
+        self.data_dir = unprivileged.private_directory("securechat-interop-")
         self.server = Server(self.data_dir)
 
     def tearDown(self):
@@ -103,7 +103,7 @@ class ServerInterop(unittest.TestCase):
             self.assertEqual(unknown["status"], "REFUSED")
             self.assertEqual(unknown["reason"], wrong["reason"], "an unknown user and a wrong passcode look the same")
             self.assertEqual(signin(client, user, "sesame", port=6123),
-                             {"msgtype": "AUTHREPLY", "userid": user, "status": "GRANTED"})
+                             {"msgtype": "AUTHREPLY", "userid": user, "status": "GRANTED", "extensions": ["calls", "listpages"]})
             # 25 lookups: past two rekeys in each direction.
             for _ in range(25):
                 found = client.request({"msgtype": "LOOKUPREQ", "userid": user, "lookup": user})

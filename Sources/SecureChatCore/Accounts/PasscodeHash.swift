@@ -5,6 +5,8 @@ import SecureChatCrypto
 /// `$scrypt$ln=14,r=8,p=1$<salt>$<hash>`. Changing the parameters later leaves old strings valid.
 public struct PasscodeHash: Equatable, Sendable {
     public static let saltCount = 16
+    /// The largest scrypt N (as log2) a stored hash may name: 2^24 at r = 8 is 16 GiB.
+    public static let maximumLogN: UInt64 = 24
     public static let hashCount = 32
 
     public let parameters: ScryptParameters
@@ -70,9 +72,12 @@ public struct PasscodeHash: Equatable, Sendable {
             guard parts.count == 2, values[parts[0]] == nil, let value = UInt64(parts[1]) else { return nil }
             values[parts[0]] = value
         }
-        guard values.count == 3, let logN = values["ln"], (1...62).contains(logN),
-              let r = values["r"], let p = values["p"], let r32 = UInt32(exactly: r), let p32 = UInt32(exactly: p)
+        // Bounded far above what any server uses, so that a damaged line cannot ask for
+        // exabytes (or overflow the memory arithmetic).
+        guard values.count == 3, let logN = values["ln"], (1...Self.maximumLogN).contains(logN),
+              let r = values["r"], let p = values["p"], (1...64).contains(r), (1...64).contains(p)
         else { return nil }
+        let r32 = UInt32(r), p32 = UInt32(p)
         let parameters = ScryptParameters(n: 1 << logN, r: r32, p: p32)
         guard (try? parameters.validate()) != nil else { return nil }
         return parameters

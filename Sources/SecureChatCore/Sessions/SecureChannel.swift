@@ -11,6 +11,11 @@ public enum SecureChannelError: Error, Equatable, Sendable, CustomStringConverti
     /// A message could not be sealed (too long for one frame, or the nonce is spent).
     case sealing(NoiseError)
     case unexpectedFrame(String)
+    /// The responder refused the handshake and said why (initiator side).
+    case refused(HandshakeRefusal)
+    /// The stream ended before the handshake completed (initiator side): a responder that does
+    /// not tell why closes like this when the key or the cipher is not its own.
+    case closedDuringHandshake
     case closed
 
     public var description: String {
@@ -22,9 +27,53 @@ public enum SecureChannelError: Error, Equatable, Sendable, CustomStringConverti
         case .decryption: return "a frame failed to decrypt (tampered, replayed or reordered)"
         case let .sealing(error): return "cannot seal a message: \(error)"
         case let .unexpectedFrame(why): return "unexpected frame: \(why)"
+        case let .refused(refusal): return "the other side refused the handshake: \(refusal.reason)"
+        case .closedDuringHandshake: return "the other side closed the connection during the handshake"
         case .closed: return "the channel is closed"
         }
     }
+}
+
+/// Why a responder refused a handshake. It says so in one plaintext ERROR frame before closing
+/// (the reference only says it closes; words beat a silent close). The frame is unauthenticated,
+/// so the initiator uses it only to explain a failure, never to decide anything.
+public enum HandshakeRefusal: Equatable, Sendable {
+    case unsupportedHello
+    case cipherNotAllowed(allowed: [CipherKind])
+    /// Message 1 did not decrypt: the initiator used a key that is not this side's.
+    case wrongKey
+    /// A reason this version does not know.
+    case other(String)
+
+    private static let helloReason = "HELLO refused: unsupported protocol version or message"
+    private static let ciphersPrefix = "cipher refused; this side allows: "
+    private static let keyReason = "handshake failed: the key you used is not this side's key"
+
+    public var reason: String {
+        switch self {
+        case .unsupportedHello: return Self.helloReason
+        case let .cipherNotAllowed(allowed): return Self.ciphersPrefix + allowed.map(\.configName).joined(separator: ", ")
+        case .wrongKey: return Self.keyReason
+        case let .other(reason): return reason
+        }
+    }
+
+    public init(reason: String) {
+        if reason == Self.helloReason {
+            self = .unsupportedHello
+        } else if reason == Self.keyReason {
+            self = .wrongKey
+        } else if reason.hasPrefix(Self.ciphersPrefix) {
+            let names = reason.dropFirst(Self.ciphersPrefix.count).split(separator: ",").map { String($0.trimmingSpaces) }
+            let kinds = names.compactMap(CipherKind.init(configName:))
+            self = kinds.count == names.count ? .cipherNotAllowed(allowed: kinds) : .other(reason)
+        } else {
+            self = .other(reason)
+        }
+    }
+
+    /// The plaintext frame that carries the refusal.
+    var frame: [UInt8] { (try? Framing.frame(ControlMessage.error(reason: reason).encoded())) ?? [] }
 }
 
 /// One securechat connection's framing, HELLO and Noise IK (PROTOCOL.md §2–3), for either role.
@@ -59,29 +108,37 @@ public struct SecureChannel<Backend: CryptoBackend> {
     }
 
     private var state: State
-    private var decoder = FrameDecoder()
+    private var decoder: FrameDecoder
     /// securechat's rekey rule: every 10 transport messages per direction.
     public static var rekeyInterval: UInt64 { 10 }
+    /// The largest frame of a control channel: a 4096-byte message and its tag. Longer ones are
+    /// refused from their header on, never buffered.
+    public static var maximumControlFrame: Int { ControlMessage.maximumSize + AEADSize.tag }
 
     public static func protocolName(_ cipher: CipherKind) -> String { "Noise_IK_25519_\(cipher.rawValue)_SHA256" }
 
-    /// A responder (the server, or a peer being called) allowing `allowed` ciphers.
-    public init(responderWith localStatic: X25519KeyPair, allowed: [CipherKind]) {
+    /// A responder (the server, or a peer being called) allowing `allowed` ciphers, taking
+    /// frames of at most `maximumMessage` bytes.
+    public init(responderWith localStatic: X25519KeyPair, allowed: [CipherKind], maximumMessage: Int = Framing.maximumPayload) {
         state = .awaitingHello(AwaitingHello(localStatic: localStatic, allowed: allowed))
+        decoder = FrameDecoder(maximumPayload: maximumMessage)
     }
 
     /// An initiator: returns the channel and the bytes to send first (HELLO, then message 1).
     public static func initiator(cipher: CipherKind, localStatic: X25519KeyPair, remoteStatic: X25519PublicKey,
-                                 payload: [UInt8]) throws -> (SecureChannel, [UInt8]) {
+                                 payload: [UInt8], maximumMessage: Int = Framing.maximumPayload) throws -> (SecureChannel, [UInt8]) {
         let hello = ControlMessage.hello(.init(noise: protocolName(cipher))).encoded()
         var handshake = try HandshakeState<Backend>(protocol: try NoiseProtocol(name: protocolName(cipher)), role: .initiator,
                                                     prologue: hello, localStatic: localStatic, remoteStatic: remoteStatic)
         let message1 = try handshake.writeMessage(payload: payload)
-        let channel = SecureChannel(state: .awaitingMessage2(AwaitingMessage2(handshake: handshake)))
+        let channel = SecureChannel(state: .awaitingMessage2(AwaitingMessage2(handshake: handshake)), maximumMessage: maximumMessage)
         return (channel, try Framing.frame(hello) + Framing.frame(message1))
     }
 
-    private init(state: State) { self.state = state }
+    private init(state: State, maximumMessage: Int) {
+        self.state = state
+        decoder = FrameDecoder(maximumPayload: maximumMessage)
+    }
 
     /// Bytes from the stream.
     public mutating func receive<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> [Action] {
@@ -100,6 +157,7 @@ public struct SecureChannel<Backend: CryptoBackend> {
     /// The stream ended: an error if it stopped inside a frame.
     public mutating func endOfStream() -> [Action] {
         do { try decoder.finish() } catch { return fail(.framing(error)) }
+        if case .awaitingMessage2 = state { return fail(.closedDuringHandshake) }
         return fail(.closed)
     }
 
@@ -171,7 +229,7 @@ public struct SecureChannel<Backend: CryptoBackend> {
                 state = .awaitingDecision(AwaitingDecision(handshake: waiting.handshake))
                 return [.handshakeReceived(remoteStatic: remoteStatic, payload: payload)]
             } catch {
-                return fail(.handshake(error as? NoiseError ?? .decryptionFailed))
+                return refuse(.wrongKey, .handshake(error as? NoiseError ?? .decryptionFailed))
             }
         case .awaitingDecision:
             return fail(.unexpectedFrame("a frame before the handshake was answered"))
@@ -182,6 +240,10 @@ public struct SecureChannel<Backend: CryptoBackend> {
                 state = .established(Established(transport: transport))
                 return [.established(payload: payload)]
             } catch {
+                // A responder that refused says why in plaintext instead of message 2.
+                if case let .error(reason)? = try? ControlMessage.decode(frame) {
+                    return fail(.refused(HandshakeRefusal(reason: reason)))
+                }
                 return fail(.handshake(error as? NoiseError ?? .decryptionFailed))
             }
         case .established:
@@ -201,11 +263,11 @@ public struct SecureChannel<Backend: CryptoBackend> {
 
     private mutating func readHello(_ frame: [UInt8], _ waiting: AwaitingHello) -> [Action] {
         guard case let .hello(hello)? = try? ControlMessage.decode(frame) else {
-            return fail(.badHello("the first frame is not a HELLO message"))
+            return refuse(.unsupportedHello, .badHello("the first frame is not a HELLO message"))
         }
-        guard hello.version == 1 else { return fail(.badHello("version \(hello.version) is not supported")) }
+        guard hello.version == 1 else { return refuse(.unsupportedHello, .badHello("version \(hello.version) is not supported")) }
         guard let cipher = waiting.allowed.first(where: { Self.protocolName($0) == hello.noise }) else {
-            return fail(.cipherNotAllowed(hello.noise))
+            return refuse(.cipherNotAllowed(allowed: waiting.allowed), .cipherNotAllowed(hello.noise))
         }
         do {
             // The prologue is the HELLO frame's exact bytes, so a changed HELLO breaks the handshake.
@@ -221,5 +283,10 @@ public struct SecureChannel<Backend: CryptoBackend> {
     private mutating func fail(_ error: SecureChannelError) -> [Action] {
         state = .failed(error)
         return [.fail(error)]
+    }
+
+    /// Responder: tells the initiator why in plaintext, then fails.
+    private mutating func refuse(_ refusal: HandshakeRefusal, _ error: SecureChannelError) -> [Action] {
+        [.send(refusal.frame)] + fail(error)
     }
 }

@@ -6,8 +6,21 @@ public struct Instant: Comparable, Hashable, Sendable {
 
     public static func < (lhs: Instant, rhs: Instant) -> Bool { lhs.nanoseconds < rhs.nanoseconds }
 
+    /// Saturates at the end of time rather than wrapping or trapping (a configured duration of
+    /// years is "never", not a crash).
     public func advanced(by duration: Duration) -> Instant {
         let (seconds, attoseconds) = duration.components
-        return Instant(nanoseconds: nanoseconds &+ UInt64(max(seconds, 0)) * 1_000_000_000 &+ UInt64(max(attoseconds, 0) / 1_000_000_000))
+        let (whole, overflow) = UInt64(max(seconds, 0)).multipliedReportingOverflow(by: 1_000_000_000)
+        let (sum, carry) = nanoseconds.addingReportingOverflow(whole)
+        let (total, carry2) = sum.addingReportingOverflow(UInt64(max(attoseconds, 0) / 1_000_000_000))
+        return Instant(nanoseconds: overflow || carry || carry2 ? .max : total)
+    }
+}
+
+extension Instant {
+    /// How long after `earlier` this is (zero if it is not after it).
+    public func duration(since earlier: Instant) -> Duration {
+        guard nanoseconds > earlier.nanoseconds else { return .zero }
+        return .nanoseconds(Int64(clamping: nanoseconds - earlier.nanoseconds))
     }
 }

@@ -3,7 +3,7 @@ public enum FrameError: Error, Equatable, Sendable {
     case zeroLength
     /// The stream ended inside a frame.
     case truncated(expected: Int, available: Int)
-    /// A payload over 65535 bytes cannot be framed.
+    /// A payload over 65535 bytes cannot be framed, or a frame is over what this stream allows.
     case payloadTooLarge(Int)
 }
 
@@ -30,8 +30,11 @@ public enum Framing {
 public struct FrameDecoder: Sendable {
     private var buffer: [UInt8] = []
     private var readIndex = 0
+    /// A frame announcing more than this is an error as soon as its header arrives: nothing
+    /// is buffered for it.
+    public var maximumPayload: Int
 
-    public init() {}
+    public init(maximumPayload: Int = Framing.maximumPayload) { self.maximumPayload = maximumPayload }
 
     public mutating func append<Bytes: Sequence<UInt8>>(_ bytes: Bytes) {
         buffer.append(contentsOf: bytes)
@@ -43,6 +46,7 @@ public struct FrameDecoder: Sendable {
         guard available >= Framing.headerSize else { compact(); return nil }
         let length = Int(buffer[readIndex]) << 8 | Int(buffer[readIndex + 1])
         guard length > 0 else { throw .zeroLength }
+        guard length <= maximumPayload else { throw .payloadTooLarge(length) }
         guard available >= Framing.headerSize + length else { compact(); return nil }
         let start = readIndex + Framing.headerSize
         readIndex = start + length

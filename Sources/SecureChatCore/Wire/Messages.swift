@@ -9,13 +9,21 @@ public enum ControlMessage: Equatable, Sendable {
     case signUpRequest(SignUpRequest)
     case signUpReply(SignUpReply)
     case listRequest(userID: UserID)
-    case listReply(users: [UserID])
+    case listReply(ListReply)
     case presence(Presence)
     case logoutRequest(userID: UserID)
+    case passwordRequest(PasswordRequest)
+    case passwordReply(PasswordReply)
     case keepAlive
     case error(reason: String)
     case connectRequest(initiator: UserID)
     case connectReply(ConnectReply)
+    // PROTOCOL.md §9: call set-up through the server.
+    case callRequest(CallRequest)
+    case callReply(CallReply)
+    case callOffer(CallOffer)
+    /// The plaintext first frame of a relay leg (§9.5).
+    case relay(token: String)
 
     /// A JSON control message may be at most this long (PROTOCOL.md §8).
     public static let maximumSize = 4096
@@ -32,7 +40,15 @@ public enum ControlMessage: Equatable, Sendable {
         public var passcode: String
         /// The peer's listening port; 0 = not reachable. Absent in the seed's listing.
         public var port: Int?
-        public init(userID: UserID, passcode: String, port: Int?) { self.userID = userID; self.passcode = passcode; self.port = port }
+        /// §9.2: the peer's own addresses with its port, at most `Endpoint.maximumAdvertised`.
+        public var addresses: [Endpoint]
+        /// Ext: what this peer does beyond §4–5 (`ClientExtension`), so the server sends it only
+        /// what it understands.
+        public var extensions: [String]
+        public init(userID: UserID, passcode: String, port: Int?, addresses: [Endpoint] = [], extensions: [String] = []) {
+            self.userID = userID; self.passcode = passcode; self.port = port; self.addresses = addresses
+            self.extensions = extensions
+        }
     }
 
     public enum Verdict: String, Sendable { case granted = "GRANTED", refused = "REFUSED" }
@@ -42,7 +58,43 @@ public enum ControlMessage: Equatable, Sendable {
         public var userID: UserID?
         public var status: Verdict
         public var reason: String?
-        public init(userID: UserID?, status: Verdict, reason: String? = nil) { self.userID = userID; self.status = status; self.reason = reason }
+        /// Ext: what this server does beyond §4–5 (`ServerExtension`), so a peer uses it only then.
+        public var extensions: [String]
+        /// Ext, on GRANTED: the account's identity key before this sign-in replaced it (a new
+        /// device), base64, so the user learns that others will see a changed key.
+        public var previousKey: String?
+        /// Ext, on GRANTED: where the server sees this peer, and whether that is a router in front of it.
+        public var network: PeerNetwork?
+        public init(userID: UserID?, status: Verdict, reason: String? = nil, extensions: [String] = [], previousKey: String? = nil,
+                    network: PeerNetwork? = nil) {
+            self.userID = userID; self.status = status; self.reason = reason; self.extensions = extensions; self.previousKey = previousKey
+            self.network = network
+        }
+    }
+
+    /// Ext fields `observed` ("IP:port", the source of the peer's server connection) and `nat`
+    /// (true when that is not one of the peer's own addresses: a router is in front of it), so a
+    /// peer can tell the user how a call connected.
+    public struct PeerNetwork: Equatable, Sendable {
+        public var observed: Endpoint
+        public var behindRouter: Bool
+        public init(observed: Endpoint, behindRouter: Bool) { self.observed = observed; self.behindRouter = behindRouter }
+    }
+
+    /// What a peer announces in AUTHREQ's `extensions`.
+    public enum ClientExtension: String, Sendable, CaseIterable {
+        /// It takes CALLOFFER (§9.3); a peer without it is offered nothing and checks callers by lookup (§5.2).
+        case calls
+        /// It answers the server's KEEPALIVE with one: silence after a probe means it froze or vanished.
+        case keepAlive = "keepalive"
+    }
+
+    /// What a server announces in AUTHREPLY's `extensions`.
+    public enum ServerExtension: String, Sendable, CaseIterable {
+        /// CALLREQ, CALLREPLY and CALLOFFER (§9.3).
+        case calls
+        /// LISTREPLY in pages (`more`), so any number of users fits the 4096-byte limit.
+        case listPages = "listpages"
     }
 
     public struct LookupRequest: Equatable, Sendable {
@@ -58,8 +110,11 @@ public enum ControlMessage: Equatable, Sendable {
             /// The sought user's static key, base64.
             public var encryptionKey: String
             public var port: Int?
-            public init(answer: UserID, address: String, encryptionKey: String, port: Int?) {
+            /// §9.2: where the user may be reached, best first.
+            public var candidates: [Endpoint]
+            public init(answer: UserID, address: String, encryptionKey: String, port: Int?, candidates: [Endpoint] = []) {
                 self.answer = answer; self.address = address; self.encryptionKey = encryptionKey; self.port = port
+                self.candidates = candidates
             }
         }
         /// nil is NOTFOUND, sent with every information field empty (the seed's Listing 6).
@@ -79,6 +134,74 @@ public enum ControlMessage: Equatable, Sendable {
         public var status: Status
         public var reason: String
         public init(status: Status, reason: String) { self.status = status; self.reason = reason }
+    }
+
+    public struct ListReply: Equatable, Sendable {
+        public var users: [UserID]
+        /// Ext: another page follows (a long list is sent in pages under the size limit).
+        public var more: Bool
+        public init(users: [UserID], more: Bool = false) { self.users = users; self.more = more }
+    }
+
+    public struct PasswordRequest: Equatable, Sendable {
+        public var userID: UserID
+        /// Both as wire digests (`PasscodeDigest`).
+        public var passcode: String
+        public var newPasscode: String
+        public init(userID: UserID, passcode: String, newPasscode: String) {
+            self.userID = userID; self.passcode = passcode; self.newPasscode = newPasscode
+        }
+    }
+
+    public struct PasswordReply: Equatable, Sendable {
+        public enum Status: String, Sendable { case changed = "CHANGED", refused = "REFUSED" }
+        public var status: Status
+        public var reason: String
+        public init(status: Status, reason: String) { self.status = status; self.reason = reason }
+    }
+
+    public struct CallRequest: Equatable, Sendable {
+        public var userID: UserID
+        public var callee: UserID
+        public init(userID: UserID, callee: UserID) { self.userID = userID; self.callee = callee }
+    }
+
+    public struct CallReply: Equatable, Sendable {
+        public enum Status: String, Sendable { case success = "SUCCESS", notFound = "NOTFOUND", refused = "REFUSED" }
+        public struct Found: Equatable, Sendable {
+            public var callee: UserID
+            public var encryptionKey: String
+            public var candidates: [Endpoint]
+            /// The caller's relay token; empty when the server relays nothing (then `reason` says why).
+            public var relay: String
+            /// Ext: the callee's network as the server sees it.
+            public var network: PeerNetwork?
+            public init(callee: UserID, encryptionKey: String, candidates: [Endpoint], relay: String, network: PeerNetwork? = nil) {
+                self.callee = callee; self.encryptionKey = encryptionKey; self.candidates = candidates; self.relay = relay
+                self.network = network
+            }
+        }
+        public var status: Status
+        public var reason: String?
+        /// Set exactly when `status` is SUCCESS.
+        public var found: Found?
+        public init(status: Status, reason: String? = nil, found: Found? = nil) {
+            self.status = status; self.reason = reason; self.found = found
+        }
+    }
+
+    public struct CallOffer: Equatable, Sendable {
+        public var caller: UserID
+        public var encryptionKey: String
+        public var candidates: [Endpoint]
+        /// The callee's own relay token; empty when the server relays nothing.
+        public var relay: String
+        /// Ext: the caller's network as the server sees it.
+        public var network: PeerNetwork?
+        public init(caller: UserID, encryptionKey: String, candidates: [Endpoint], relay: String, network: PeerNetwork? = nil) {
+            self.caller = caller; self.encryptionKey = encryptionKey; self.candidates = candidates; self.relay = relay
+            self.network = network
+        }
     }
 
     public struct Presence: Equatable, Sendable {
@@ -139,6 +262,12 @@ extension ControlMessage {
         case .error: return "ERROR"
         case .connectRequest: return "CONNECTREQ"
         case .connectReply: return "CONNECTREPLY"
+        case .passwordRequest: return "PASSWDREQ"
+        case .passwordReply: return "PASSWDREPLY"
+        case .callRequest: return "CALLREQ"
+        case .callReply: return "CALLREPLY"
+        case .callOffer: return "CALLOFFER"
+        case .relay: return "RELAY"
         }
     }
 
@@ -155,10 +284,14 @@ extension ControlMessage {
             return .hello(Hello(version: try fields.integer("version"), noise: try fields.string("noise")))
         case "AUTHREQ":
             return .authRequest(AuthRequest(userID: try fields.userID("userid"), passcode: try fields.string("passcode"),
-                                            port: try fields.optionalPort("port")))
+                                            port: try fields.optionalPort("port"),
+                                            addresses: try fields.endpoints("addresses", atMost: Endpoint.maximumAdvertised),
+                                            extensions: try fields.optionalStrings("extensions") ?? []))
         case "AUTHREPLY":
             return .authReply(AuthReply(userID: try fields.optionalUserID("userid"), status: try fields.enumeration("status"),
-                                        reason: try fields.optionalString("reason")))
+                                        reason: try fields.optionalString("reason"),
+                                        extensions: try fields.optionalStrings("extensions") ?? [],
+                                        previousKey: try fields.optionalString("previouskey"), network: try fields.network()))
         case "LOOKUPREQ":
             return .lookupRequest(LookupRequest(userID: try fields.userID("userid"), lookup: try fields.userID("lookup")))
         case "LOOKUPREPLY":
@@ -167,7 +300,8 @@ extension ControlMessage {
             case "SUCCESS":
                 return .lookupReply(LookupReply(found: .init(answer: try fields.userID("answer"), address: try fields.string("address"),
                                                              encryptionKey: try fields.string("encryptionkey"),
-                                                             port: try fields.optionalPort("port"))))
+                                                             port: try fields.optionalPort("port"),
+                                                             candidates: try fields.endpoints("candidates", atMost: Endpoint.maximumCandidates))))
             case "NOTFOUND":
                 return .lookupReply(.notFound)
             default:
@@ -180,7 +314,7 @@ extension ControlMessage {
         case "LISTREQ":
             return .listRequest(userID: try fields.userID("userid"))
         case "LISTREPLY":
-            return .listReply(users: try fields.userIDs("users"))
+            return .listReply(ListReply(users: try fields.userIDs("users"), more: try fields.optionalBool("more") ?? false))
         case "PRESENCE":
             return .presence(Presence(userID: try fields.userID("userid"), status: try fields.enumeration("status")))
         case "LOGOUTREQ":
@@ -193,6 +327,26 @@ extension ControlMessage {
             return .connectRequest(initiator: try fields.userID("initiator"))
         case "CONNECTREPLY":
             return .connectReply(ConnectReply(status: try fields.enumeration("status"), reason: try fields.optionalString("reason")))
+        case "PASSWDREQ":
+            return .passwordRequest(PasswordRequest(userID: try fields.userID("userid"), passcode: try fields.string("passcode"),
+                                                    newPasscode: try fields.string("newpasscode")))
+        case "PASSWDREPLY":
+            return .passwordReply(PasswordReply(status: try fields.enumeration("status"), reason: try fields.optionalString("reason") ?? ""))
+        case "CALLREQ":
+            return .callRequest(CallRequest(userID: try fields.userID("userid"), callee: try fields.userID("callee")))
+        case "CALLREPLY":
+            let status: CallReply.Status = try fields.enumeration("status")
+            guard status == .success else { return .callReply(CallReply(status: status, reason: try fields.optionalString("reason"))) }
+            return .callReply(CallReply(status: status, reason: try fields.optionalString("reason"), found: .init(
+                callee: try fields.userID("callee"), encryptionKey: try fields.string("encryptionkey"),
+                candidates: try fields.endpoints("candidates", atMost: Endpoint.maximumCandidates), relay: try fields.string("relay"),
+                network: try fields.network())))
+        case "CALLOFFER":
+            return .callOffer(CallOffer(caller: try fields.userID("caller"), encryptionKey: try fields.string("encryptionkey"),
+                                        candidates: try fields.endpoints("candidates", atMost: Endpoint.maximumCandidates),
+                                        relay: try fields.string("relay"), network: try fields.network()))
+        case "RELAY":
+            return .relay(token: try fields.string("token"))
         default:
             throw .unknownMessageType(type)
         }
@@ -203,19 +357,30 @@ extension ControlMessage {
         var members: [(key: String, value: JSONValue)] = [("msgtype", .string(messageType))]
         func add(_ key: String, _ value: String?) { if let value { members.append((key, .string(value))) } }
         func add(_ key: String, number: Int?) { if let number { members.append((key, .number(String(number)))) } }
+        func add(_ key: String, strings: [String]) { if !strings.isEmpty { members.append((key, .array(strings.map { .string($0) }))) } }
+        func add(_ key: String, endpoints: [Endpoint]) { add(key, strings: endpoints.map(\.description)) }
+        func add(_ network: PeerNetwork?) {
+            guard let network else { return }
+            add("observed", network.observed.description)
+            members.append(("nat", .bool(network.behindRouter)))
+        }
         switch self {
         case let .hello(hello):
             add("version", number: hello.version); add("noise", hello.noise)
         case let .authRequest(request):
             add("userid", request.userID.rawValue); add("passcode", request.passcode); add("port", number: request.port)
+            add("addresses", endpoints: request.addresses)
+            add("extensions", strings: request.extensions)
         case let .authReply(reply):
             add("userid", reply.userID?.rawValue); add("status", reply.status.rawValue); add("reason", reply.reason)
+            add("extensions", strings: reply.extensions); add("previouskey", reply.previousKey); add(reply.network)
         case let .lookupRequest(request):
             add("userid", request.userID.rawValue); add("lookup", request.lookup.rawValue)
         case let .lookupReply(reply):
             if let found = reply.found {
                 add("status", "SUCCESS"); add("answer", found.answer.rawValue); add("address", found.address)
                 add("encryptionkey", found.encryptionKey); add("port", number: found.port)
+                add("candidates", endpoints: found.candidates)
             } else {
                 add("status", "NOTFOUND"); add("answer", ""); add("address", ""); add("location", ""); add("encryptionkey", "")
             }
@@ -225,8 +390,9 @@ extension ControlMessage {
             add("status", reply.status.rawValue); add("reason", reply.reason)
         case let .listRequest(userID), let .logoutRequest(userID):
             add("userid", userID.rawValue)
-        case let .listReply(users):
-            members.append(("users", .array(users.map { .string($0.rawValue) })))
+        case let .listReply(reply):
+            members.append(("users", .array(reply.users.map { .string($0.rawValue) })))
+            if reply.more { members.append(("more", .bool(true))) }
         case let .presence(presence):
             add("userid", presence.userID.rawValue); add("status", presence.status.rawValue)
         case .keepAlive:
@@ -237,6 +403,25 @@ extension ControlMessage {
             add("initiator", initiator.rawValue)
         case let .connectReply(reply):
             add("status", reply.status.rawValue); add("reason", reply.reason)
+        case let .passwordRequest(request):
+            add("userid", request.userID.rawValue); add("passcode", request.passcode); add("newpasscode", request.newPasscode)
+        case let .passwordReply(reply):
+            add("status", reply.status.rawValue); add("reason", reply.reason)
+        case let .callRequest(request):
+            add("userid", request.userID.rawValue); add("callee", request.callee.rawValue)
+        case let .callReply(reply):
+            add("status", reply.status.rawValue); add("reason", reply.reason)
+            if let found = reply.found {
+                add("callee", found.callee.rawValue); add("encryptionkey", found.encryptionKey)
+                members.append(("candidates", .array(found.candidates.map { .string($0.description) })))
+                add("relay", found.relay); add(found.network)
+            }
+        case let .callOffer(offer):
+            add("caller", offer.caller.rawValue); add("encryptionkey", offer.encryptionKey)
+            members.append(("candidates", .array(offer.candidates.map { .string($0.description) })))
+            add("relay", offer.relay); add(offer.network)
+        case let .relay(token):
+            add("token", token)
         }
         return JSONValue.object(members).serialized
     }
@@ -294,6 +479,45 @@ private struct Fields {
             users.append(user)
         }
         return users
+    }
+
+    func optionalBool(_ key: String) throws(MessageError) -> Bool? {
+        guard let field = value[key] else { return nil }
+        guard case let .bool(flag) = field else { throw .wrongType(field: key, expected: "true or false") }
+        return flag
+    }
+
+    func optionalStrings(_ key: String) throws(MessageError) -> [String]? {
+        guard let field = value[key] else { return nil }
+        guard case let .array(elements) = field else { throw .wrongType(field: key, expected: "array of strings") }
+        var strings = [String]()
+        for element in elements {
+            guard case let .string(text) = element else { throw .wrongType(field: key, expected: "array of strings") }
+            strings.append(text)
+        }
+        return strings
+    }
+
+    /// `"IP:port"` strings (§9.2); absent is empty. More than `atMost`, or one that does not
+    /// parse, is an error naming the field.
+    func endpoints(_ key: String, atMost limit: Int) throws(MessageError) -> [Endpoint] {
+        let texts = try optionalStrings(key) ?? []
+        guard texts.count <= limit else { throw .invalidValue(field: key, reason: "at most \(limit) addresses") }
+        var endpoints = [Endpoint]()
+        for text in texts {
+            guard let endpoint = Endpoint(text) else {
+                throw .invalidValue(field: key, reason: "every element must be \"IP:port\" (IPv6 as \"[IP]:port\")")
+            }
+            endpoints.append(endpoint)
+        }
+        return endpoints
+    }
+
+    /// The ext pair `observed` and `nat`, present together or not at all.
+    func network() throws(MessageError) -> ControlMessage.PeerNetwork? {
+        guard let text = try optionalString("observed") else { return nil }
+        guard let observed = Endpoint(text) else { throw .invalidValue(field: "observed", reason: "must be \"IP:port\"") }
+        return .init(observed: observed, behindRouter: try optionalBool("nat") ?? false)
     }
 
     func enumeration<Value: RawRepresentable<String>>(_ key: String) throws(MessageError) -> Value {

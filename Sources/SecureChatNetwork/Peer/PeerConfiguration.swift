@@ -6,8 +6,9 @@ public struct PeerConfiguration: Sendable {
     /// The settings with defaults; the CLI fills them from the config file and flags.
     public struct Options: Sendable {
         public var signUp = false
-        /// Where to listen for direct calls; port 0: chosen by the system.
-        public var listen = HostPort(host: "0.0.0.0", port: 0)
+        /// The one port (§9.1): listening for calls, the server connection and every dial.
+        /// Port 0: chosen by the system; `::` (`:PORT`): every address.
+        public var listen = HostPort(host: HostPort.everyAddress, port: 0)
         /// The cipher of our calls and of our server connection.
         public var cipher = CipherKind.chaChaPoly
         /// Ciphers accepted from callers.
@@ -17,10 +18,17 @@ public struct PeerConfiguration: Sendable {
         /// Ask the user (/accept, /reject) before answering a call that passed the checks, instead
         /// of accepting it at once (the seed's behaviour, the default).
         public var askBeforeAnswering = false
-        /// How long an asked call waits for the user before it is declined.
-        public var answerTimeout: Duration = .seconds(30)
+        /// How long an asked call waits for the user before it is declined (under the caller's
+        /// call timeout, so the caller hears "declined" rather than nothing).
+        public var answerTimeout: Duration = .seconds(25)
         public var keepAliveInterval: Duration = .seconds(60)
         public var reconnectDelays = ReconnectDelays()
+        /// The call set-up race: dial pace, relay delay, call timeout.
+        public var callSetup = CallSetup.Configuration()
+        /// Handshake, answer, confirmation, chat keep-alive and silence limits.
+        public var timeouts = PeerTimeouts()
+        /// Incoming connections not yet checked, at most (more are closed at once).
+        public var maximumPendingIncoming = 16
 
         public init() {}
     }
@@ -59,20 +67,32 @@ public struct ReconnectDelays: Sendable {
     }
 }
 
+/// Who ended a chat, as `Hang up (…)` says.
+public enum HangUpBy: Sendable, Equatable {
+    case you
+    case them(UserID)
+    /// The connection to them was lost (they vanished, froze, or a frame was tampered with).
+    case lost(UserID)
+}
+
 /// What the peer tells its user. The CLI shows each as one line (`ali> text`, `Hang up`, …).
+/// Strings in it may hold what others sent: the console shows them through `VisibleText`.
 public enum PeerEvent: Sendable, Equatable {
     /// A status line: refused: reason, NAME is online, …
     case info(String)
-    /// Signed in (again after a reconnection too), with the user's own key fingerprint.
-    case signedIn(fingerprint: String)
-    /// A chat with this user started, whoever called: shown as `connected to NAME`.
-    case connected(UserID)
+    /// Signed in (again after a reconnection too), with the user's own key fingerprint, and the
+    /// fingerprint of the account's previous key when this device's key replaced it.
+    case signedIn(fingerprint: String, replacedFingerprint: String?)
+    /// A chat with this user started, whoever called, and how it connected:
+    /// shown as `connected to NAME (path)`.
+    case connected(UserID, path: String)
     case received(from: UserID, text: String)
-    /// A chat ended, by either side: shown as `Hang up`.
-    case hangUp
-    /// Wrong user ID or passcode: a terminal asks again (`retrySignIn`), a script stops.
-    case signInRefused(String)
-    /// Cannot go on (sign-up refused, bad settings): the program ends with this error.
+    /// A chat ended: shown as `Hang up (…)`.
+    case hangUp(HangUpBy)
+    /// Wrong passcode, locked out…: a terminal asks again after a wrong passcode, a script stops.
+    case signInRefused(SignInRefusal)
+    /// Cannot go on (a wrong server key, sign-up refused, the server unreachable at start):
+    /// the program ends with this error.
     case fatal(String)
     /// Signed out and closed, after `quit`.
     case stopped
@@ -83,14 +103,23 @@ public enum PeerRequest: Sendable, Equatable {
     case chat(UserID)
     case list
     case hangUp
+    /// Your own fingerprint (nil), or the key known for a user.
     case fingerprint(UserID?)
-    case trust(UserID)
+    /// Pin the key offered for a user, if it has this fingerprint.
+    case trust(UserID, fingerprint: String)
     /// Answer the call waiting for the user (config `answer = ask`).
     case accept
     case reject
+    /// The current call's path, addresses and fingerprints.
+    case info
+    /// Sign in again (after another device took over).
+    case reconnect
     case text(String)
-    /// Ctrl-C: hang up when chatting, otherwise quit.
+    /// Ctrl-C: hang up when chatting (or calling), otherwise stop.
     case interrupt
-    /// /quit or end of input: hang up if chatting, sign out, stop.
+    /// /quit or end of input: hang up if chatting, sign out, stop; before the first sign-in
+    /// finished, after it (a script's last line comes before the server answered).
     case quit
+    /// Stop now (the program cannot go on).
+    case stop
 }

@@ -1,50 +1,96 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOCore
 import NIOPosix
 import SecureChatCore
 import SecureChatCrypto
+import Synchronization
 
-/// `securechat peer`: the server connection (a `ClientSession`), the listener for direct calls,
-/// and the calls themselves (`PeerConnection`s), all on one event loop so that the state is plain
-/// values with no locks. Commands come in with `submit`; what the user should see goes out as
-/// `PeerEvent`s. A chat does not pass through the server and survives losing it.
+/// `securechat peer`: the server connection (a `ClientSession`), the listener for calls, the
+/// call set-ups (`CallSetup`, one per call) and the connections that race to carry them
+/// (`PeerConnection`s), all on one event loop so that the state is plain values with no locks.
+/// The decisions are the core's; this carries out their actions with sockets and timers.
+/// Commands come in through a `Handle`; what the user should see goes out as `PeerEvent`s.
+/// A chat does not pass through the server (unless relayed) and survives losing it.
+///
+/// One port for everything (§9.1): the listener, the server connection and every dial use the
+/// same local port, so the server sees the router's mapping of it and a dial of the other side
+/// to it meets ours (a TCP simultaneous open through both routers).
 public final class PeerNode<Backend: CryptoBackend> {
-    private struct Call {
+    typealias LinkID = Int
+
+    /// One TCP connection (or relay leg) to another peer.
+    struct Link {
         var connection: PeerConnection<Backend>
         let channel: any Channel
+        /// We are the caller (the Noise initiator) on it.
         let outgoing: Bool
-        /// The callee, or the caller once their CONNECTREQ arrived. Kept here because the
-        /// connection forgets it when it closes, and closing is when we need it.
-        var peer: UserID?
-        var chatting = false
-        /// Ended by a HANGUP from either side, not by a fault worth telling the user about.
-        var hungUp = false
-        /// The caller's key as the server gave it (and the handshake proved): pinned on first contact.
-        var callerKey: X25519PublicKey?
-        /// A checked call waiting for /accept or /reject (config `answer = ask`).
+        var route: CallSetup.Route
+        /// The call this link is an attempt of, once known (the caller's name comes with message 1).
+        var call: UserID?
+        var attempt: CallSetup.Attempt?
+        var timer: Scheduled<Void>?
+        /// A §5 caller checked and waiting for /accept or /reject.
         var awaitingUser = false
     }
 
-    private let configuration: PeerConfiguration
-    private let eventLoop: any EventLoop
-    private let emit: @Sendable (PeerEvent) -> Void
-    private var passcodeDigest: String
+    /// One call being set up, either way.
+    struct Call {
+        let role: CallSetup.Role
+        /// nil for a call from a §5 caller (no CALLOFFER: a single connection, checked by lookup).
+        var setup: CallSetup?
+        /// How to reach the other side (nil for a §5 caller).
+        let plan: CallPlan?
+        /// The caller as the server described it (callee side).
+        let record: CallerRecord?
+        var links: [CallSetup.Attempt: LinkID] = [:]
+        var timer: Scheduled<Void>?
+        var decision: Decision
+        var askTimer: Scheduled<Void>?
+    }
+
+    /// The callee's answer to a call (config `answer = ask` asks the user).
+    enum Decision: Equatable { case accept, asking, decline(CallRefusal) }
+
+    let configuration: PeerConfiguration
+    let eventLoop: any EventLoop
+    let emit: @Sendable (PeerEvent) -> Void
+    var passcodeDigest: String
     /// The pinned keys while there is no server connection. While there is one, its session
     /// holds them (it checks them and pins new ones), and they come back here when it ends.
-    private var pinnedWithoutSession: [UserID: X25519PublicKey]
-    private var pinnedKeys: [UserID: X25519PublicKey] { session?.pinnedKeys ?? pinnedWithoutSession }
+    var pinnedWithoutSession: [UserID: X25519PublicKey]
+    var pinnedKeys: [UserID: X25519PublicKey] { session?.pinnedKeys ?? pinnedWithoutSession }
 
-    private var session: ClientSession<Backend>?
-    private var serverChannel: (any Channel)?
-    private var listener: (any Channel)?
-    private var listeningPort: Int { listener?.localAddress?.port ?? 0 }
-    /// Connections by id: the chat, a call being placed, callers being checked.
-    private var calls: [Int: Call] = [:]
-    private var nextCallID = 0
-    private var failedAttempts = 0
-    private var signedInOnce = false
-    private var stopping = false
-    private var keepAlive: RepeatedTask?
-    private var reconnect: Scheduled<Void>?
+    var session: ClientSession<Backend>?
+    var serverChannel: (any Channel)?
+    /// Connections being opened (server, dials), so that quitting waits for them.
+    var connecting: [Int: EventLoopFuture<any Channel>] = [:]
+    var nextConnect = 0
+    var listener: (any Channel)?
+    /// Our one port.
+    var port: Int { listener?.localAddress?.port ?? 0 }
+    var links: [LinkID: Link] = [:]
+    var nextLink: LinkID = 1
+    var calls: [UserID: Call] = [:]
+    /// The chat going on: its link and how it connected.
+    var chat: (link: LinkID, peer: UserID, path: String)?
+    var failedAttempts = 0
+    /// Sign-ins refused as "busy" in a row (tried again, a few times).
+    var busyRetries = 0
+    var signedInOnce = false
+    /// Another device of this user signed in: no automatic reconnect (the devices would take
+    /// turns for ever); `/reconnect` signs in here again.
+    var replaced = false
+    /// Commands given before the first sign-in finished: they wait for it.
+    var waitingForSignIn: [PeerRequest] = []
+    var stopping = false
+    /// Quitting waits until then for answers still owed.
+    var quitDeadline: NIODeadline?
+    var keepAlive: RepeatedTask?
+    var reconnect: Scheduled<Void>?
+
+    static func now() -> Instant { Instant(nanoseconds: NIODeadline.now().uptimeNanoseconds) }
 
     /// Starts the peer on `eventLoop`: listen, then connect and sign in. Events go to `emit`.
     public static func start(configuration: PeerConfiguration, eventLoop: any EventLoop,
@@ -58,17 +104,32 @@ public final class PeerNode<Backend: CryptoBackend> {
         }
     }
 
-    /// How other threads reach the node: everything hops to its event loop.
+    /// How other threads reach the node: everything hops to its event loop. Once the node has
+    /// stopped, nothing more is sent to it (its loop may be shut down by then).
     public struct Handle: Sendable {
         fileprivate let node: NIOLoopBound<PeerNode>
+        private let open = SharedFlag(true)
 
-        public func submit(_ command: PeerRequest) { node.eventLoop.execute { node.value.handle(command) } }
+        fileprivate init(node: NIOLoopBound<PeerNode>) { self.node = node }
 
-        /// After `signInRefused`: try again with another passcode digest.
+        public func submit(_ command: PeerRequest) { run { $0.handle(command) } }
+
+        /// After a refused sign-in: try again with another passcode digest.
         public func retrySignIn(passcodeDigest: String) {
-            node.eventLoop.execute {
-                node.value.passcodeDigest = passcodeDigest
-                node.value.connectToServer()
+            run { node in
+                node.passcodeDigest = passcodeDigest
+                node.connectToServer()
+            }
+        }
+
+        /// No more commands: called by the owner of the event loop before it shuts it down.
+        public func close() { open.withLock { $0 = false } }
+
+        private func run(_ body: @escaping @Sendable (PeerNode) -> Void) {
+            let node = self.node
+            open.withLock { open in
+                guard open else { return }
+                node.eventLoop.execute { body(node.value) }
             }
         }
     }
@@ -82,91 +143,108 @@ public final class PeerNode<Backend: CryptoBackend> {
         passcodeDigest = configuration.passcodeDigest
     }
 
-    private var loopBound: NIOLoopBound<PeerNode> { NIOLoopBound(self, eventLoop: eventLoop) }
+    var loopBound: NIOLoopBound<PeerNode> { NIOLoopBound(self, eventLoop: eventLoop) }
 
-    // MARK: Listening for calls
+    func fingerprint(_ key: X25519PublicKey) -> String { Fingerprint.of(key, backend: Backend.self) }
+
+    // MARK: The one port
 
     private func listen() -> EventLoopFuture<Void> {
         let bound = loopBound
-        return ServerBootstrap(group: eventLoop)
+        let bootstrap = ServerBootstrap(group: eventLoop)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .serverChannelOption(.socketOption(.so_reuseport), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     // Child channels live on the same single loop as the node.
                     try bound.value.accept(channel)
                 }
             }
-            .bind(host: configuration.options.listen.host, port: configuration.options.listen.port)
-            .flatMapErrorThrowing { [address = configuration.options.listen] error in
-                throw FileError("cannot listen for calls on \(address): \(error)")
-            }
-            .map { channel in
-                bound.value.listener = channel
-                bound.value.emit(.info("listening for calls on port \(bound.value.listeningPort)"))
-                bound.value.connectToServer()
-                bound.value.startKeepAlive()
-            }
+        return Listener.bind(bootstrap, to: configuration.options.listen, for: "calls", on: eventLoop).flatMap { channel in
+            let node = bound.value
+            node.listener = channel
+            node.emit(.info("listening for calls on port \(node.port)"))
+            node.connectToServer()
+            node.startKeepAlive()
+            return channel.pipeline.addHandler(AcceptFailureHandler { reason in
+                bound.eventLoop.execute { bound.value.emit(.info("could not take an incoming connection: \(reason)")) }
+            })
+        }
     }
 
-    private func accept(_ channel: any Channel) throws {
-        let id = register(PeerConnection(answeringWith: configuration.identity, allowed: configuration.options.allowedCiphers,
-                                         sourceAddress: channel.remoteAddress?.ipAddress ?? ""),
-                          channel: channel, outgoing: false)
-        try attach(channel, id: id)
+    /// A client socket on our one port, for `family` (the server connection and dials to peers).
+    func bootstrapOnOurPort(family: NIOBSDSocket.ProtocolFamily) -> ClientBootstrap {
+        let bootstrap = ClientBootstrap(group: eventLoop)
+            .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            .channelOption(.socketOption(.so_reuseport), value: 1)
+            .connectTimeout(.seconds(10))
+        let local = family == .inet6 ? "::" : "0.0.0.0"
+        guard port > 0, let address = try? SocketAddress(ipAddress: local, port: port) else { return bootstrap }
+        return bootstrap.bind(to: address)
     }
 
-    private func register(_ connection: PeerConnection<Backend>, channel: any Channel, outgoing: Bool, peer: UserID? = nil) -> Int {
-        nextCallID += 1
-        calls[nextCallID] = Call(connection: connection, channel: channel, outgoing: outgoing, peer: peer)
-        return nextCallID
-    }
-
-    private func attach(_ channel: any Channel, id: Int) throws {
+    /// Keeps `future` (a connection being opened) until it completes, so that `quit` waits for it.
+    func track(_ future: EventLoopFuture<any Channel>) {
+        let key = nextConnect
+        nextConnect += 1
+        connecting[key] = future
         let bound = loopBound
-        try channel.pipeline.syncOperations.addHandler(StreamHandler(
-            onBytes: { buffer in bound.value.peerBytes(id, buffer) },
-            onEnd: { bound.value.peerEnded(id) }))
+        future.whenComplete { _ in bound.value.connecting[key] = nil }
     }
 
     // MARK: The server connection
 
-    private func connectToServer() {
+    func connectToServer() {
         guard !stopping, serverChannel == nil else { return }
         let bound = loopBound
+        let server = configuration.server
         let connection: (ClientSession<Backend>, [UInt8])
         do {
+            let loopback = IPAddress(server.host)?.isLoopback ?? (server.host == "localhost")
             connection = try ClientSession<Backend>.connect(
-                userID: configuration.user, passcode: passcodeDigest, port: listeningPort,
+                userID: configuration.user, passcode: passcodeDigest, port: port,
+                addresses: LocalAddresses.candidates(port: port, includingLoopback: loopback),
                 signUpFirst: configuration.options.signUp && !signedInOnce, cipher: configuration.options.cipher,
                 identity: configuration.identity, serverKey: configuration.serverKey, pinnedKeys: pinnedKeys)
         } catch {
-            return emit(.fatal("cannot start the server connection: \(error)"))
+            return emit(.fatal("the server key cannot be used: it is not a valid public key (check --server-key against what `securechat serve --show-key` prints)"))
         }
-        ClientBootstrap(group: eventLoop)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .connectTimeout(.seconds(10))
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(StreamHandler(
-                        onBytes: { buffer in bound.value.serverBytes(channel, buffer) },
-                        onEnd: { bound.value.serverEnded(channel) }))
+        // From our one port: the server then sees the router's mapping of it (§9.1). A name is
+        // resolved first (off the loop), since the port is bound before connecting.
+        let future = resolve(server).flatMap { address in
+            bound.value.bootstrapOnOurPort(family: address.protocol)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(StreamHandler(
+                            onBytes: { buffer in bound.value.serverBytes(channel, buffer) },
+                            onEnd: { bound.value.serverEnded(channel) }))
+                    }
                 }
+                .connect(to: address)
+        }
+        track(future)
+        future.assumeIsolated().whenComplete { result in
+            let node = bound.value
+            switch result {
+            case let .success(channel):
+                guard !node.stopping else { return channel.close(promise: nil) }
+                node.serverChannel = channel
+                node.session = connection.0
+                channel.writeAndFlush(ByteBuffer(bytes: connection.1), promise: nil)
+            case let .failure(error):
+                node.serverLost(NetworkWords.describe(error, while: .connecting(to: "the server", at: server)), canRetry: true)
             }
-            .connect(host: configuration.server.host, port: configuration.server.port)
-            .assumeIsolated()
-            .whenComplete { result in
-                let node = bound.value
-                switch result {
-                case let .success(channel):
-                    guard !node.stopping else { return channel.close(promise: nil) }
-                    node.serverChannel = channel
-                    node.session = connection.0
-                    channel.writeAndFlush(ByteBuffer(bytes: connection.1), promise: nil)
-                case let .failure(error):
-                    node.serverLost("cannot reach the server at \(node.configuration.server): \(error)")
-                }
-            }
+        }
+    }
+
+    /// `address`'s host as a socket address, resolving a name on a thread (never on the loop).
+    private func resolve(_ address: HostPort) -> EventLoopFuture<SocketAddress> {
+        if let ip = IPAddress(address.host), let resolved = try? SocketAddress(ipAddress: ip.description, port: address.port) {
+            return eventLoop.makeSucceededFuture(resolved)
+        }
+        return NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) {
+            try SocketAddress.makeAddressResolvingHost(address.host, port: address.port)
+        }
     }
 
     private func serverBytes(_ channel: any Channel, _ buffer: ByteBuffer) {
@@ -177,16 +255,20 @@ public final class PeerNode<Backend: CryptoBackend> {
     }
 
     private func serverEnded(_ channel: any Channel) {
-        guard channel === serverChannel else { return }
-        let actions = session?.serverClosed() ?? []
+        guard channel === serverChannel, var session else { return }
+        let actions = session.serverClosed()
+        self.session = session
         perform(actions)
-        if serverChannel != nil { serverLost("the server closed the connection") }
     }
 
-    /// The server connection is gone: chats go on; try again after a growing delay.
-    private func serverLost(_ why: String) {
+    /// The server connection is gone: chats go on. Before the first sign-in, or when trying
+    /// again cannot help (a wrong key, another device), it is said and not tried again;
+    /// otherwise again after a growing delay.
+    func serverLost(_ why: String, canRetry: Bool) {
         closeServer()
         guard !stopping else { return }
+        guard signedInOnce else { return emit(.fatal(why)) }
+        guard canRetry, !replaced else { return emit(.info("server: \(why)")) }
         failedAttempts += 1
         let delay = configuration.options.reconnectDelays.delay(afterFailures: failedAttempts)
         emit(.info("server: \(why); trying again in \(delay.components.seconds) s"))
@@ -205,8 +287,8 @@ public final class PeerNode<Backend: CryptoBackend> {
     }
 
     /// Runs a session command and carries out its actions; without a server connection, says so.
-    private func sessionDo(_ command: (inout ClientSession<Backend>) -> [ClientSession<Backend>.Action]) {
-        guard var session else { return emit(.info("not connected to the server yet")) }
+    func sessionDo(_ command: (inout ClientSession<Backend>) -> [ClientSession<Backend>.Action]) {
+        guard var session else { return emit(.info("not connected to the server right now")) }
         let actions = command(&session)
         self.session = session
         perform(actions)
@@ -217,63 +299,116 @@ public final class PeerNode<Backend: CryptoBackend> {
             switch action {
             case let .send(bytes):
                 serverChannel?.writeAndFlush(ByteBuffer(bytes: bytes), promise: nil)
-            case .signedIn:
-                signedIn()
-            case let .signInRefused(reason):
+            case let .signedIn(previousKey):
+                signedIn(replacing: previousKey)
+            case .signInRefused(.busy) where busyRetries < 10:
+                // Others sign in from this address at the same moment: a little later.
                 closeServer()
-                emit(.signInRefused(reason))
+                busyRetries += 1
+                let bound = loopBound
+                reconnect = eventLoop.scheduleTask(in: .milliseconds(500 * Int64(busyRetries))) { bound.value.connectToServer() }
+            case let .signInRefused(refusal):
+                closeServer()
+                emit(.signInRefused(refusal))
             case .signedUp:
                 emit(.info("account \(configuration.user) created"))
-            case let .signUpRefused(status, reason):
+            case .accountExists:
+                emit(.info("the account \(configuration.user) exists already: signing in to it"))
+            case let .signUpRefused(reason):
                 closeServer()
-                emit(.fatal(status == .exists ? "sign-up refused: \(configuration.user) already exists (sign in without --signup)"
-                                              : "sign-up refused: \(reason)"))
-            case let .dial(user, address, port, key):
-                dial(user, address: address, port: port, key: key)
+                emit(.fatal("sign-up refused: \(reason)"))
+            case let .startCall(plan):
+                startCall(plan, role: .caller)
             case let .notOnline(user):
                 emit(.info("not online: \(user)"))
             case let .pinnedKeyChanged(user, pinned, offered):
-                emit(.info("refused: the key of \(user) changed. Pinned: \(fingerprint(pinned)); offered now: "
-                           + "\(fingerprint(offered)). Compare with \(user) by voice; if they agree, /trust \(user)"))
+                emit(.info("refused: the key of \(user) changed. Pinned: \(fingerprint(pinned)); offered now: \(fingerprint(offered)). "
+                           + "Compare fingerprints with \(user) in person or by voice; if theirs is the new one: "
+                           + "/trust \(user) \(fingerprint(offered).replacingSpaces)"))
             case let .pinned(user, key):
                 pinned(user, key)
-            case let .incomingLookup(user, reply):
-                incomingLookedUp(user, reply)
+            case let .callOffered(plan):
+                callOffered(plan)
+            case let .incomingLookup(token, reply):
+                incomingLookedUp(token, reply)
+            case let .keyLookedUp(user, key):
+                showFingerprint(user, serverKey: key)
+            case let .trusted(user):
+                emit(.info("trusted: the key of \(user) is pinned now"))
+            case let .trustRefused(user, offered):
+                emit(.info("not trusted: " + (offered.map { "the key offered for \(user) has the fingerprint \(fingerprint($0)), not that one" }
+                                              ?? "no key is known for \(user) (they are not online)")))
             case let .users(users):
                 emit(.info("online: " + (users.isEmpty ? "nobody" : users.map(\.description).joined(separator: ", "))))
             case let .presence(presence):
                 emit(.info("\(presence.userID) is \(presence.status == .online ? "online" : "offline")"))
             case let .chatStarted(user):
-                emit(.connected(user))
+                emit(.connected(user, path: chat?.path ?? "direct"))
             case let .chatRefused(user, reason):
                 emit(.info("refused: \(user): \(reason)"))
             case .hangUp:
-                emit(.hangUp)
+                break  // told when the chat's link closes, with who hung up
             case let .serverError(reason):
                 emit(.info("server: \(reason)"))
-            case let .fail(reason):
-                serverLost(reason)
+            case let .fail(failure):
+                serverFailed(failure)
             case let .rejected(reason):
                 emit(.info(reason))
             }
         }
     }
 
-    private func signedIn() {
+    private func serverFailed(_ failure: ServerLinkFailure) {
+        let server = configuration.server
+        switch failure {
+        case .closed:
+            serverLost("the server closed the connection", canRetry: true)
+        case .closedDuringHandshake:
+            serverLost("the server at \(server) closed the connection during the handshake: the server key you gave "
+                       + "(--server-key) is probably not its key, or it does not allow the cipher \(configuration.options.cipher.configName). "
+                       + "Check the key that `securechat serve --show-key` prints on the server", canRetry: false)
+        case .refused(.wrongKey):
+            serverLost("THE SERVER AT \(server) DOES NOT HAVE THE KEY YOU GAVE (--server-key). Either its key changed (the server "
+                       + "was set up again) or this is not your server (someone may be in the middle). Ask whoever runs it for the "
+                       + "key `securechat serve --show-key` prints, and compare before you change yours", canRetry: false)
+        case let .refused(.cipherNotAllowed(allowed)):
+            serverLost("the server at \(server) does not allow the cipher \(configuration.options.cipher.configName); it allows "
+                       + "\(allowed.map(\.configName).joined(separator: ", ")). Use --cipher \(allowed.first?.configName ?? "aesgcm")"
+                       + " (or `cipher = …` in your config)", canRetry: false)
+        case .refused(.unsupportedHello):
+            serverLost("the server at \(server) does not speak this version of securechat", canRetry: false)
+        case let .refused(.other(reason)):
+            serverLost("the server at \(server) refused the connection: \(reason)", canRetry: true)
+        case .replaced:
+            replaced = true
+            closeServer()
+            emit(.info("signed out here: \(configuration.user) signed in on another device. This one stays signed out "
+                       + "(two devices would take turns for ever); /reconnect signs in here again and signs the other one out"))
+        case let .broken(why):
+            serverLost("the connection with the server broke: \(why)", canRetry: true)
+        }
+    }
+
+    private func signedIn(replacing previousKey: X25519PublicKey?) {
         failedAttempts = 0
+        busyRetries = 0
         let first = !signedInOnce
         signedInOnce = true
-        emit(.signedIn(fingerprint: fingerprint(configuration.identity.publicKey)))
+        replaced = false
+        emit(.signedIn(fingerprint: fingerprint(configuration.identity.publicKey), replacedFingerprint: previousKey.map(fingerprint)))
         // A chat that went on while the server was away: the session learns it again.
-        if let peer = calls.values.first(where: \.chatting)?.peer {
-            sessionDo { $0.chatConnected(with: peer) }
+        if let chat { sessionDo { $0.chatConnected(with: chat.peer) } }
+        if first {
+            if let user = configuration.options.callOnStart { handle(.chat(user)) }
+            let waiting = waitingForSignIn
+            waitingForSignIn = []
+            for command in waiting { handle(command) }
         }
-        if first, let user = configuration.options.callOnStart { handle(.chat(user)) }
     }
 
     /// Forgets the server connection, then closes it: closing runs `serverEnded` at once, which
     /// must find it already gone.
-    private func closeServer() {
+    func closeServer() {
         let channel = serverChannel
         serverChannel = nil
         if let session { pinnedWithoutSession = session.pinnedKeys }
@@ -281,200 +416,94 @@ public final class PeerNode<Backend: CryptoBackend> {
         channel?.close(promise: nil)
     }
 
-    private func fingerprint(_ key: X25519PublicKey) -> String { Fingerprint.of(key, backend: Backend.self) }
-
-    /// The session pinned a first key for `user`: tell the user and save it.
+    /// The session pinned a key for `user`: tell the user and save it.
     private func pinned(_ user: UserID, _ key: X25519PublicKey) {
         emit(.info("pinned the key of \(user): \(fingerprint(key))"))
-        save()
-    }
-
-    private func save() {
         do {
-            try KnownPeers.save(pinnedKeys, to: configuration.knownPeersPath)
+            try KnownPeers.pin(user, key, in: configuration.knownPeersPath)
         } catch {
             emit(.info("cannot save known peers: \(error)"))
         }
     }
 
-    // MARK: Calls
-
-    private func dial(_ user: UserID, address: String, port: Int, key: X25519PublicKey) {
-        let connection: (PeerConnection<Backend>, [UInt8])
-        do {
-            connection = try PeerConnection<Backend>.call(from: configuration.user, identity: configuration.identity,
-                                                          to: user, calleeKey: key, cipher: configuration.options.cipher)
-        } catch {
-            return sessionDo { $0.callFailed(to: user, reason: "\(error)") }
+    private func showFingerprint(_ user: UserID, serverKey: X25519PublicKey?) {
+        if let pinned = pinnedKeys[user] {
+            let agrees = serverKey == nil || serverKey == pinned
+            emit(.info("fingerprint of \(user): \(fingerprint(pinned)) (pinned" + (agrees ? ")" :
+                       "; the server now offers \(fingerprint(serverKey!)): /trust \(user) FINGERPRINT after you compared)")))
+        } else if let serverKey {
+            emit(.info("fingerprint of \(user): \(fingerprint(serverKey)) (from the server, not yet verified: compare it with "
+                       + "\(user), then /trust \(user) \(fingerprint(serverKey).replacingSpaces))"))
+        } else {
+            emit(.info("no key known for \(user): they are not online"))
         }
-        emit(.info("calling \(user) at \(HostPort(host: address, port: port))"))
-        let bound = loopBound
-        ClientBootstrap(group: eventLoop)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .connectTimeout(.seconds(10))
-            .connect(host: address, port: port)
-            .assumeIsolated()
-            .whenComplete { result in
-                let node = bound.value
-                switch result {
-                case let .success(channel):
-                    let id = node.register(connection.0, channel: channel, outgoing: true, peer: user)
-                    do {
-                        try node.attach(channel, id: id)
-                        channel.writeAndFlush(ByteBuffer(bytes: connection.1), promise: nil)
-                    } catch {
-                        node.calls[id] = nil
-                        channel.close(promise: nil)
-                        node.sessionDo { $0.callFailed(to: user, reason: "\(error)") }
-                    }
-                case let .failure(error):
-                    node.sessionDo { $0.callFailed(to: user, reason: "cannot connect: \(error)") }
-                }
-            }
-    }
-
-    private func peerBytes(_ id: Int, _ buffer: ByteBuffer) { callDo(id) { $0.receive(buffer.readableBytesView) } }
-
-    private func peerEnded(_ id: Int) { callDo(id) { $0.endOfStream() } }
-
-    /// Runs an event on call `id`'s connection and carries out its actions.
-    private func callDo(_ id: Int, _ event: (inout PeerConnection<Backend>) -> [PeerConnection<Backend>.Action]) {
-        guard var connection = calls[id]?.connection else { return }
-        let actions = event(&connection)
-        calls[id]?.connection = connection
-        perform(actions, call: id)
-    }
-
-    /// The server answered our lookup for a caller: let the connection decide (§5.2).
-    private func incomingLookedUp(_ user: UserID, _ reply: ControlMessage.LookupReply) {
-        guard let (id, call) = calls.first(where: { !$0.value.outgoing && !$0.value.chatting && $0.value.peer == user }) else { return }
-        calls[id]?.callerKey = reply.found.flatMap { Base64.decode($0.encryptionKey) }.flatMap { try? X25519PublicKey(bytes: $0) }
-        let refusal = call.connection.check(reply, pinnedKey: pinnedKeys[user], busy: isBusy(besides: id))
-        guard refusal == nil, configuration.options.askBeforeAnswering, let key = calls[id]?.callerKey else {
-            return answer(id, refusal: refusal)
-        }
-        calls[id]?.awaitingUser = true
-        emit(.info("\(user) is calling (fingerprint \(fingerprint(key))): /accept or /reject"))
-        let bound = loopBound
-        eventLoop.scheduleTask(in: TimeAmount(configuration.options.answerTimeout)) {
-            guard bound.value.calls[id]?.awaitingUser == true else { return }
-            bound.value.emit(.info("missed call from \(user)"))
-            bound.value.answer(id, refusal: .declined)
-        }
-    }
-
-    private func isBusy(besides id: Int) -> Bool {
-        (session?.isBusy ?? false) || calls.contains { $0.key != id && $0.value.chatting }
-    }
-
-    private func answer(_ id: Int, refusal: CallRefusal?) {
-        calls[id]?.awaitingUser = false
-        callDo(id) { $0.answer(refusal: refusal) }
-    }
-
-    private func perform(_ actions: [PeerConnection<Backend>.Action], call id: Int) {
-        for action in actions {
-            guard let call = calls[id] else { return }
-            switch action {
-            case let .send(bytes):
-                call.channel.writeAndFlush(ByteBuffer(bytes: bytes), promise: nil)
-            case let .lookUp(user):
-                calls[id]?.peer = user
-                emit(.info("incoming call from \(user)"))
-                guard session != nil else {
-                    emit(.info("refused a call from \(user): not connected to the server to check it"))
-                    abandon(id)
-                    continue
-                }
-                sessionDo { session in
-                    let actions = session.checkIncoming(from: user)
-                    // Not signed in: the call cannot be checked; drop it (see docs/PROTOCOL.md).
-                    if case .rejected? = actions.first { self.abandon(id) }
-                    return actions.filter { if case .rejected = $0 { false } else { true } }
-                }
-            case let .connected(user):
-                calls[id]?.chatting = true
-                if !call.outgoing, let key = call.callerKey { sessionDo { $0.pinCaller(user, key: key) } }
-                if session != nil { sessionDo { $0.chatConnected(with: user) } } else { emit(.connected(user)) }
-            case let .refused(reason):
-                if call.outgoing, let user = call.peer {
-                    sessionDo { $0.callFailed(to: user, reason: reason) }
-                } else {
-                    emit(.info("refused a call: \(reason)"))
-                }
-            case let .received(text):
-                if let user = call.peer { emit(.received(from: user, text: text)) }
-            case .hungUp:
-                calls[id]?.hungUp = true
-            case let .close(reason):
-                close(id, reason: reason)
-            }
-        }
-    }
-
-    private func close(_ id: Int, reason: String) {
-        guard let call = calls.removeValue(forKey: id) else { return }
-        call.channel.close(promise: nil)
-        guard let user = call.peer else { return }
-        if call.chatting {
-            if !call.hungUp { emit(.info("chat ended: \(reason)")) }
-            // The session goes back to LoggedIn; `Hang up` is shown whether or not the server is there.
-            _ = session?.chatEnded(with: user)
-            emit(.hangUp)
-        } else if call.outgoing, session != nil {
-            sessionDo { $0.callFailed(to: user, reason: reason) }
-        }
-    }
-
-    private func abandon(_ id: Int) {
-        calls.removeValue(forKey: id)?.channel.close(promise: nil)
     }
 
     // MARK: Commands
 
-    private func handle(_ command: PeerRequest) {
+    func handle(_ command: PeerRequest) {
+        guard !stopping else { return }
+        switch command {
+        case .chat, .list, .fingerprint(.some), .trust, .quit:
+            // Before the first sign-in finished, a command for the server (and the end of a
+            // script) waits for it; if it fails, the program ends with that failure.
+            if !signedInOnce {
+                waitingForSignIn.append(command)
+                return
+            }
+        case .hangUp, .fingerprint(nil), .accept, .reject, .info, .reconnect, .text, .interrupt, .stop:
+            break
+        }
         switch command {
         case let .chat(user):
             sessionDo { $0.requestChat(with: user) }
         case .list:
             sessionDo { $0.list() }
         case .hangUp:
-            guard let id = chattingCall ?? placingCall else { return emit(.info("not in a call")) }
-            hangUp(id)
+            guard hangUpCurrent() else { return emit(.info("not in a call")) }
         case let .fingerprint(user):
             guard let user else {
                 return emit(.info("your fingerprint: \(fingerprint(configuration.identity.publicKey))"))
             }
-            guard let key = pinnedKeys[user] else { return emit(.info("no key known for \(user) yet: /chat \(user) first")) }
-            emit(.info("fingerprint of \(user): \(fingerprint(key))"))
-        case let .trust(user):
-            pinnedWithoutSession[user] = nil
-            session?.trust(user)
-            save()
-            emit(.info("forgot the pinned key of \(user): the next key seen for \(user) will be pinned"))
-        case let .text(line):
-            guard let id = chattingCall else { return emit(.info("not in a chat: /chat NAME calls someone, /help lists commands")) }
-            callDo(id) { $0.sendText(line) }
+            if session?.isSignedIn == true { sessionDo { $0.lookUpKey(user) } } else { showFingerprint(user, serverKey: nil) }
+        case let .trust(user, fingerprint):
+            if var session {
+                let actions = session.trust(user, fingerprint: fingerprint)
+                self.session = session
+                perform(actions)
+            } else {
+                emit(.info("not connected to the server: /trust needs it to learn the key offered for \(user)"))
+            }
         case .accept, .reject:
-            guard let id = calls.first(where: { $0.value.awaitingUser })?.key else { return emit(.info("nobody is calling")) }
-            answer(id, refusal: command == .reject ? .declined : isBusy(besides: id) ? .busy : nil)
+            answerAsked(accept: command == .accept)
+        case .info:
+            emit(.info(callInfo))
+        case .reconnect:
+            guard serverChannel == nil else { return emit(.info("already connected to the server")) }
+            replaced = false
+            reconnect?.cancel()
+            connectToServer()
+        case let .text(line):
+            guard let chat else { return emit(.info("not in a chat: /chat NAME calls someone, /help lists commands")) }
+            linkDo(chat.link) { $0.sendText(line, now: Self.now()) }
         case .interrupt:
-            if let id = chattingCall ?? placingCall { hangUp(id) } else { handle(.quit) }
-        case .quit:
+            if !hangUpCurrent() { quit() }
+        case .quit, .stop:
             quit()
         }
     }
 
-    private var chattingCall: Int? { calls.first { $0.value.chatting }?.key }
-    private var placingCall: Int? { calls.first { $0.value.outgoing && !$0.value.chatting }?.key }
-
-    private func hangUp(_ id: Int) {
-        calls[id]?.hungUp = true
-        callDo(id) { $0.hangUp() }
-    }
-
     private func quit() {
-        if let id = chattingCall { hangUp(id) }
+        // Answers still owed (a script's last /list) are waited for, a little.
+        if let session, session.awaitsReplies, quitDeadline == nil {
+            quitDeadline = NIODeadline.now() + .seconds(2)
+        }
+        if let deadline = quitDeadline, NIODeadline.now() < deadline, session?.awaitsReplies == true {
+            let bound = loopBound
+            eventLoop.scheduleTask(in: .milliseconds(20)) { bound.value.quit() }
+            return
+        }
+        _ = hangUpCurrent()
         stopping = true
         reconnect?.cancel()
         keepAlive?.cancel()
@@ -485,9 +514,30 @@ public final class PeerNode<Backend: CryptoBackend> {
         }
         let server = serverChannel
         closeServer()
-        for id in calls.keys { abandon(id) }
+        for user in Array(calls.keys) { endCall(user) }
+        for id in Array(links.keys) { dropLink(id) }
+        // In order: every connection closed (and every one still opening finished) before the
+        // node says it stopped, so its event loop can be shut down with nothing left to run.
         let emit = self.emit
         let closing = [server?.closeFuture, listener?.close()].compactMap { $0 }
+            + connecting.values.map { $0.map { _ in () } }
         EventLoopFuture.whenAllComplete(closing, on: eventLoop).whenComplete { _ in emit(.stopped) }
     }
+}
+
+/// A Bool shared between threads under a lock.
+final class SharedFlag: Sendable {
+    private let value: Mutex<Bool>
+    init(_ value: Bool) { self.value = Mutex(value) }
+    func withLock<R>(_ body: (inout Bool) -> R) -> R { value.withLock { body(&$0) } }
+}
+
+extension NIOBSDSocket.Option {
+    /// SO_REUSEPORT, which NIO does not name: several sockets on one port (§9.1).
+    static let so_reuseport = NIOBSDSocket.Option(rawValue: SO_REUSEPORT)
+}
+
+extension String {
+    /// A fingerprint as one word, to paste after `/trust NAME`.
+    var replacingSpaces: String { filter { $0 != " " } }
 }

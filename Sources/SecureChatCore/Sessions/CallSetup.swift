@@ -1,0 +1,279 @@
+/// The race that sets up one call (PROTOCOL.md §9.4–9.5), for the caller or the callee, as
+/// decisions only: which candidate to dial and when, when to open the relay leg, which
+/// connection carries the call, when to give up. Each TCP connection that might carry the call
+/// is an attempt; the network layer opens them, runs a `PeerConnection` on each (the caller is
+/// always the initiator), carries out the actions and reports back. Time comes in as `Instant`s.
+///
+/// Like wormhole's transit and libp2p's DCUtR: every path at once, the first that completes its
+/// handshake wins, every other one is closed. Unlike them, TCP only: a simultaneous open through
+/// two routers comes from both sides dialling each other's observed endpoint from their one port.
+public struct CallSetup: Sendable {
+    public enum Role: Equatable, Sendable { case caller, callee }
+
+    public struct Configuration: Equatable, Sendable {
+        /// One new dial per this interval, over the candidates in order, round and round.
+        public var dialInterval: Duration = .milliseconds(100)
+        /// No accepted connection this long after the start: open the relay leg.
+        public var relayDelay: Duration = .seconds(1)
+        /// A dial still not connected after this is dropped (and tried again on the next round).
+        public var attemptTimeout: Duration = .seconds(3)
+        /// Without a relay, give up on direct paths this long after the start.
+        public var directTimeout: Duration = .seconds(5)
+        /// The whole set-up, whatever happens.
+        public var callTimeout: Duration = .seconds(30)
+        /// false: relay only (the other side never learns our address), and at once.
+        public var directPaths = true
+
+        public init() {}
+    }
+
+    public typealias Attempt = Int
+
+    /// How an attempt's connection came to be.
+    public enum Route: Equatable, Sendable {
+        /// We dialled this candidate of the other side (a simultaneous open looks the same).
+        case dialled(Endpoint)
+        /// Our listener accepted it from this endpoint of the other side.
+        case accepted(Endpoint)
+        /// Our relay leg through the server.
+        case relay
+    }
+
+    /// How the call connected, as the user is told.
+    public enum Path: Equatable, Sendable, CustomStringConvertible {
+        case direct(Endpoint)
+        /// Both sides are behind routers (NAT) and connected to each other's public mapping.
+        case directThroughRouters(Endpoint)
+        case relayed
+
+        public var description: String {
+            switch self {
+            case let .direct(endpoint): return "direct, \(endpoint)"
+            case .directThroughRouters: return "direct through both routers"
+            case .relayed: return "relayed by the server"
+            }
+        }
+    }
+
+    public enum Failure: Equatable, Sendable {
+        /// No direct path, and the server relays nothing (`reason`: the server's why, if it said).
+        case unreachable(relayRefusal: String?)
+        /// Nothing completed within the call timeout.
+        case timedOut
+        /// The other side refused the call on an attempt.
+        case refused(String)
+    }
+
+    public enum Action: Equatable, Sendable {
+        /// Open a TCP connection from our one port to `endpoint`.
+        case dial(Attempt, Endpoint)
+        /// Open the relay leg with our token (its own connection to the server).
+        case openRelay(Attempt, token: String)
+        /// Drop this attempt: a loser, or a dial that took too long.
+        case close(Attempt)
+        /// This attempt carries the call (every other one was closed).
+        case won(Attempt, Path)
+        /// For the user: no direct path yet; the relay leg is open.
+        case tryingRelay
+        case failed(Failure)
+    }
+
+    /// What is known about the two sides' networks, to say how the call connected.
+    public struct Networks: Equatable, Sendable {
+        /// The other side's address as the server saw it, and whether it is behind a router.
+        public var peerObserved: Endpoint?
+        public var peerBehindRouter: Bool
+        public var selfBehindRouter: Bool
+
+        public init(peerObserved: Endpoint? = nil, peerBehindRouter: Bool = false, selfBehindRouter: Bool = false) {
+            self.peerObserved = peerObserved
+            self.peerBehindRouter = peerBehindRouter
+            self.selfBehindRouter = selfBehindRouter
+        }
+    }
+
+    private struct Live: Sendable {
+        let route: Route
+        let started: Instant
+        var connected: Bool
+    }
+
+    public let role: Role
+    public let configuration: Configuration
+    private let candidates: [Endpoint]
+    private let relayToken: String
+    private let relayRefusal: String?
+    private let networks: Networks
+    private let started: Instant
+    private var live: [Attempt: Live] = [:]
+    private var nextAttempt: Attempt
+    /// The candidate the next dial goes to, round and round.
+    private var nextCandidate = 0
+    private var nextDialAt: Instant
+    private var relayOpened = false
+    private var outcome: Outcome?
+
+    private enum Outcome: Equatable, Sendable { case won(Attempt), failed }
+
+    /// Starts the race: the first actions (dials, or the relay at once when there is no candidate).
+    /// Attempt numbers start at `firstAttempt` so that the network layer can keep one numbering.
+    public static func start(role: Role, candidates: [Endpoint], relayToken: String, relayRefusal: String? = nil,
+                             networks: Networks = Networks(), configuration: Configuration = Configuration(),
+                             firstAttempt: Attempt, now: Instant) -> (CallSetup, [Action]) {
+        var setup = CallSetup(role: role, configuration: configuration, candidates: configuration.directPaths ? candidates : [],
+                              relayToken: relayToken,
+                              relayRefusal: relayRefusal, networks: networks, started: now, nextAttempt: firstAttempt)
+        let actions = setup.tick(now: now)
+        return (setup, actions)
+    }
+
+    private init(role: Role, configuration: Configuration, candidates: [Endpoint], relayToken: String, relayRefusal: String?,
+                 networks: Networks, started: Instant, nextAttempt: Attempt) {
+        self.role = role
+        self.configuration = configuration
+        self.candidates = candidates
+        self.relayToken = relayToken
+        self.relayRefusal = relayRefusal
+        self.networks = networks
+        self.started = started
+        self.nextAttempt = nextAttempt
+        nextDialAt = started
+    }
+
+    public var isFinished: Bool { outcome != nil }
+    /// The attempt that carries the call, once won.
+    public var winner: Attempt? { if case let .won(attempt)? = outcome { attempt } else { nil } }
+    /// The attempt numbers in use, for the network layer to number its own after them.
+    public var attemptsUsed: Attempt { nextAttempt }
+    public func owns(_ attempt: Attempt) -> Bool { live[attempt] != nil || winner == attempt }
+    public func route(of attempt: Attempt) -> Route? { live[attempt]?.route }
+
+    /// When `tick` next has something to do.
+    public var nextDeadline: Instant? {
+        guard outcome == nil else { return nil }
+        var times = [started.advanced(by: configuration.callTimeout)]
+        if !candidates.isEmpty { times.append(nextDialAt) }
+        if !relayOpened { times.append(started.advanced(by: relayToken.isEmpty ? configuration.directTimeout : configuration.relayDelay)) }
+        for attempt in live.values where !attempt.connected {
+            times.append(attempt.started.advanced(by: configuration.attemptTimeout))
+        }
+        return times.min()
+    }
+
+    // MARK: Events
+
+    public mutating func tick(now: Instant) -> [Action] {
+        guard outcome == nil else { return [] }
+        if now >= started.advanced(by: configuration.callTimeout) { return fail(.timedOut) }
+        var actions = [Action]()
+        // Dials that never connected are dropped, so the next round can try that candidate again.
+        for (attempt, state) in live.sorted(by: { $0.key < $1.key })
+        where !state.connected && now >= state.started.advanced(by: configuration.attemptTimeout) {
+            live[attempt] = nil
+            actions.append(.close(attempt))
+        }
+        if !relayOpened {
+            if relayToken.isEmpty {
+                if now >= started.advanced(by: configuration.directTimeout) || candidates.isEmpty, !live.values.contains(where: \.connected) {
+                    return actions + fail(.unreachable(relayRefusal: relayRefusal))
+                }
+            } else if now >= started.advanced(by: configuration.relayDelay) || candidates.isEmpty {
+                relayOpened = true
+                let attempt = newAttempt(.relay, now: now)
+                actions += [.openRelay(attempt, token: relayToken), .tryingRelay]
+            }
+        }
+        if !candidates.isEmpty, now >= nextDialAt {
+            actions += dialNext(now: now)
+            nextDialAt = now.advanced(by: configuration.dialInterval)
+        }
+        return actions
+    }
+
+    /// The network layer accepted a connection from `endpoint` that belongs to this call
+    /// (nil: not wanted, the race is over or direct paths are off).
+    public mutating func incoming(from endpoint: Endpoint, now: Instant) -> Attempt? {
+        guard outcome == nil, configuration.directPaths else { return nil }
+        let attempt = newAttempt(.accepted(endpoint), now: now)
+        live[attempt]?.connected = true
+        return attempt
+    }
+
+    /// The attempt's TCP connection (or relay leg) is open: its handshake starts.
+    public mutating func connected(_ attempt: Attempt) -> [Action] {
+        // Late (the race is over, or this dial was already given up): not needed.
+        guard outcome == nil, live[attempt] != nil else { return winner == attempt ? [] : [.close(attempt)] }
+        live[attempt]?.connected = true
+        return []
+    }
+
+    /// The attempt's connection failed or closed before the call was accepted on it: its
+    /// candidate is tried again on a later round (the relay leg is not).
+    public mutating func closed(_ attempt: Attempt, now: Instant) -> [Action] {
+        guard live.removeValue(forKey: attempt) != nil, outcome == nil else { return [] }
+        // The relay was the only way, and it is gone.
+        if relayOpened, live.isEmpty, candidates.isEmpty { return fail(.unreachable(relayRefusal: relayRefusal)) }
+        return []
+    }
+
+    /// The other side refused the call on this attempt (CONNECTREPLY REFUSED): the call is over.
+    public mutating func refused(_ attempt: Attempt, reason: String) -> [Action] {
+        guard live.removeValue(forKey: attempt) != nil, outcome == nil else { return [] }
+        return fail(.refused(reason))
+    }
+
+    /// The call was accepted on this attempt (the caller got ACCEPTED; the callee got the
+    /// caller's first record): it wins, every other attempt is closed.
+    public mutating func accepted(_ attempt: Attempt) -> [Action] {
+        guard outcome == nil, let winning = live.removeValue(forKey: attempt) else { return [.close(attempt)] }
+        outcome = .won(attempt)
+        let losers = live.keys.sorted().map { Action.close($0) }
+        live = [:]
+        return losers + [.won(attempt, path(of: winning.route))]
+    }
+
+    /// Gives the call up (hung up before it connected): every attempt is closed.
+    public mutating func cancel() -> [Action] {
+        guard outcome == nil else { return [] }
+        outcome = .failed
+        defer { live = [:] }
+        return live.keys.sorted().map { .close($0) }
+    }
+
+    // MARK: Inside
+
+    private mutating func dialNext(now: Instant) -> [Action] {
+        // The next candidate in order without a connection in progress; none free: wait a round.
+        for step in 0..<candidates.count {
+            let index = (nextCandidate + step) % candidates.count
+            let endpoint = candidates[index]
+            guard !live.values.contains(where: { $0.route == .dialled(endpoint) }) else { continue }
+            nextCandidate = (index + 1) % candidates.count
+            return [.dial(newAttempt(.dialled(endpoint), now: now), endpoint)]
+        }
+        return []
+    }
+
+    private mutating func newAttempt(_ route: Route, now: Instant) -> Attempt {
+        let attempt = nextAttempt
+        nextAttempt += 1
+        live[attempt] = Live(route: route, started: now, connected: false)
+        return attempt
+    }
+
+    private func path(of route: Route) -> Path {
+        switch route {
+        case .relay: return .relayed
+        case let .dialled(endpoint), let .accepted(endpoint):
+            let toTheirRouter = networks.peerObserved.map { $0.address == endpoint.address } ?? false
+            if toTheirRouter, networks.peerBehindRouter, networks.selfBehindRouter { return .directThroughRouters(endpoint) }
+            return .direct(endpoint)
+        }
+    }
+
+    private mutating func fail(_ failure: Failure) -> [Action] {
+        outcome = .failed
+        defer { live = [:] }
+        return live.keys.sorted().map { .close($0) } + [.failed(failure)]
+    }
+}

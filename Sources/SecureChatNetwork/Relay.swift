@@ -1,0 +1,230 @@
+import Logging
+import NIOCore
+import SecureChatCore
+import Synchronization
+
+/// The server's relay (PROTOCOL.md §9.5): the `RelayBook` decides, this carries it out. Paired
+/// legs copy each other's bytes unchanged — the peers' HELLO, handshake and records, so the
+/// server sees only ciphertext — as the `ByteBuffer`s NIO read, never copied or reassembled.
+/// Legs accepted on different event loops are glued across them: each leg reads only while its
+/// partner can write (backpressure, never an unbounded buffer) and within the byte rate.
+final class RelayCoordinator: Sendable {
+    let configuration: RelayBook.Configuration
+    private let book: Mutex<RelayBook>
+    private let legs = Mutex<[RelayBook.Leg: RelayLeg]>([:])
+    private let logger: Logger
+
+    init(configuration: RelayBook.Configuration, logger: Logger) {
+        self.configuration = configuration
+        book = Mutex(RelayBook(configuration: configuration))
+        self.logger = logger
+    }
+
+    var enabled: Bool { configuration.enabled }
+
+    /// A relay for one call; nil when granted, else why not.
+    func offer(caller: UserID, callee: UserID, tokens: (caller: String, callee: String), now: Instant) -> RelayBook.Refusal? {
+        book.withLock { $0.offer(caller: caller, callee: callee, tokens: tokens, now: now) }
+    }
+
+    /// A connection whose first frame was RELAY: it becomes a leg (held until its partner comes)
+    /// or is closed. Runs on the leg's event loop; `context` is its server handler's.
+    func arrive(token: String, pending: [UInt8], id: RelayBook.Leg, context: ChannelHandlerContext, logger: Logger, now: Instant) {
+        let arrival = book.withLock { $0.arrive(token: token, leg: id, now: now) }
+        guard case .refused(let why) = arrival else {
+            let handler = RelayLegHandler(id: id, coordinator: self, pending: pending, logger: logger)
+            let leg = RelayLeg(channel: context.channel, handler: NIOLoopBound(handler, eventLoop: context.eventLoop))
+            let partner: RelayLeg? = legs.withLock { legs in
+                legs[id] = leg
+                if case let .paired(other) = arrival { return legs[other] }
+                return nil
+            }
+            do {
+                try context.pipeline.syncOperations.addHandler(handler, position: .after(context.handler))
+                context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+            } catch {
+                context.close(promise: nil)
+                return
+            }
+            if let partner {
+                logger.info("relay paired", metadata: ["with": "\(partner.channel.remoteAddress?.endpoint.map(\.description) ?? "?")"])
+                handler.link(to: partner)
+                partner.onLoop { $0.link(to: leg) }
+            } else {
+                logger.debug("relay leg waiting for its partner")
+            }
+            return
+        }
+        logger.warning("relay leg refused", metadata: ["reason": "\(why)"])
+        context.close(promise: nil)
+    }
+
+    /// A leg ended: its partner (if any) is closed too, and the relayed call is over.
+    func closed(_ id: RelayBook.Leg) {
+        let other = book.withLock { $0.legClosed(id) }
+        let partner = legs.withLock { legs in
+            legs[id] = nil
+            return other.flatMap { legs.removeValue(forKey: $0) }
+        }
+        partner?.channel.close(promise: nil)
+    }
+
+    /// Closes legs whose partner did not come before their tokens expired (called every second).
+    func expire(now: Instant) {
+        let expired = book.withLock { $0.expire(now: now) }
+        guard !expired.isEmpty else { return }
+        let closing = legs.withLock { legs in expired.compactMap { legs.removeValue(forKey: $0) } }
+        for leg in closing {
+            logger.info("relay leg closed: its partner never came")
+            leg.channel.close(promise: nil)
+        }
+    }
+}
+
+/// How one leg reaches its partner, from any event loop.
+struct RelayLeg: Sendable {
+    let channel: any Channel
+    let handler: NIOLoopBound<RelayLegHandler>
+
+    func onLoop(_ body: @escaping @Sendable (RelayLegHandler) -> Void) {
+        let handler = self.handler
+        handler.eventLoop.execute { body(handler.value) }
+    }
+}
+
+/// One relay leg in its pipeline: forwards what it reads to the partner, reads only while the
+/// partner is writable and the rate allows, closes when idle too long.
+final class RelayLegHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    /// Bytes a waiting leg may send before its partner comes (its HELLO and message 1 need ~300).
+    static let maximumPending = 16 * 1024
+
+    private let id: RelayBook.Leg
+    private let coordinator: RelayCoordinator
+    private let logger: Logger
+    private var pending: ByteBuffer
+    private var partner: RelayLeg?
+    private var context: ChannelHandlerContext?
+    /// A `read` held back while the partner cannot take more, or the rate is used up.
+    private var readHeld = false
+    private var partnerWritable = true
+    private var throttledUntil: NIODeadline?
+    private var budget: Int
+    private var budgetRefilled = NIODeadline.now()
+    private var lastActivity = NIODeadline.now()
+    private var idleCheck: RepeatedTask?
+
+    init(id: RelayBook.Leg, coordinator: RelayCoordinator, pending: [UInt8], logger: Logger) {
+        self.id = id
+        self.coordinator = coordinator
+        self.logger = logger
+        self.pending = ByteBuffer(bytes: pending)
+        budget = coordinator.configuration.bytesPerSecond
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        let interval = TimeAmount.nanoseconds(TimeAmount(coordinator.configuration.idleTimeout).nanoseconds / 4)
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        idleCheck = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in bound.value.checkIdle() }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        idleCheck?.cancel()
+        self.context = nil
+    }
+
+    /// The partner is here: what waited goes to it, and reading goes on.
+    func link(to partner: RelayLeg) {
+        self.partner = partner
+        if pending.readableBytes > 0 {
+            partner.channel.writeAndFlush(pending, promise: nil)
+            pending = ByteBuffer()
+        }
+        resumeIfHeld()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        lastActivity = .now()
+        guard let partner else {
+            guard pending.readableBytes + buffer.readableBytes <= Self.maximumPending else {
+                logger.warning("relay leg closed: it sent too much before its partner came")
+                return context.close(promise: nil)
+            }
+            var buffer = buffer
+            pending.writeBuffer(&buffer)
+            return
+        }
+        spend(buffer.readableBytes)
+        partner.channel.writeAndFlush(buffer, promise: nil)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        // Before pairing, a leg reads its first bytes only; after, only while both limits allow.
+        let waiting = partner == nil && pending.readableBytes > 0
+        if waiting || !partnerWritable || throttledUntil != nil {
+            readHeld = true
+        } else {
+            context.read()
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        let writable = context.channel.isWritable
+        partner?.onLoop { $0.partnerWritabilityChanged(writable) }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        coordinator.closed(id)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
+    private func partnerWritabilityChanged(_ writable: Bool) {
+        partnerWritable = writable
+        if writable { resumeIfHeld() }
+    }
+
+    /// The rate limit: a bucket of one second's bytes. Past it, reading waits until the bucket
+    /// has refilled what was overspent: the sender is slowed, nothing piles up here.
+    private func spend(_ bytes: Int) {
+        let rate = coordinator.configuration.bytesPerSecond
+        guard rate > 0, let context else { return }
+        let now = NIODeadline.now()
+        let elapsed = (now - budgetRefilled).nanoseconds
+        budget = min(rate, budget + Int(Double(rate) * Double(elapsed) / 1e9))
+        budgetRefilled = now
+        budget -= bytes
+        guard budget < 0, throttledUntil == nil else { return }
+        let wait = TimeAmount.nanoseconds(Int64(Double(-budget) / Double(rate) * 1e9))
+        throttledUntil = now + wait
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.scheduleTask(in: wait) {
+            let handler = bound.value
+            handler.throttledUntil = nil
+            handler.resumeIfHeld()
+        }
+    }
+
+    private func resumeIfHeld() {
+        guard readHeld, partnerWritable, throttledUntil == nil, partner != nil || pending.readableBytes == 0, let context else { return }
+        readHeld = false
+        context.read()
+    }
+
+    private func checkIdle() {
+        guard let context, partner != nil, NIODeadline.now() - lastActivity >= TimeAmount(coordinator.configuration.idleTimeout) else {
+            return
+        }
+        logger.info("relay closed: idle past its timeout")
+        context.close(promise: nil)
+    }
+}
