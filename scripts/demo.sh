@@ -14,6 +14,14 @@ fi
 
 work=$(mktemp -d)
 pids=()
+# As users run it: an ordinary account with no capabilities. Run as root (as CI is), the demo
+# drops to a throwaway uid first, and hands it the folder it works in.
+as_user=()
+if [ "$(id -u)" -eq 0 ]; then
+  uid=${SECURECHAT_TEST_UID:-64123}
+  as_user=(setpriv "--reuid=$uid" "--regid=$uid" --clear-groups --inh-caps=-all --bounding-set=-all --no-new-privs --)
+  chown "$uid:$uid" "$work"
+fi
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
@@ -22,7 +30,7 @@ cleanup() {
 trap cleanup EXIT
 
 mkfifo "$work/server.out"
-"$binary" serve --listen 127.0.0.1:0 --data-dir "$work/data" >"$work/server.out" 2>"$work/server.log" &
+"${as_user[@]}" "$binary" serve --listen 127.0.0.1:0 --data-dir "$work/data" >"$work/server.out" 2>"$work/server.log" &
 pids+=($!)
 exec 3<"$work/server.out"
 read -r start_line <&3
@@ -35,8 +43,9 @@ start_peer() {
   local user=$1
   mkfifo "$work/$user.in"
   mkdir -p "$work/$user"
+  [ ${#as_user[@]} -eq 0 ] || chown "$uid:$uid" "$work/$user"
   HOME="$work/$user" SECURECHAT_PASSCODE="demo-passcode-$user" \
-    "$binary" peer --user "$user" --signup --server "$address" --server-key "$key" --listen 127.0.0.1:0 \
+    "${as_user[@]}" "$binary" peer --user "$user" --signup --server "$address" --server-key "$key" --listen 127.0.0.1:0 \
     <"$work/$user.in" 2>&1 | sed -u "s/^/[$user] /" &
   pids+=($!)
 }

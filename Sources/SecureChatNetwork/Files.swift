@@ -8,7 +8,7 @@ public struct FileError: Error, Equatable, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 
     static func system(_ what: String, _ path: String) -> FileError {
-        FileError("cannot \(what) \(path): \(String(cString: strerror(errno)))")
+        FileError("cannot \(what) \(path): \(String(cString: strerror(errno)).lowercased())")
     }
 }
 

@@ -96,7 +96,8 @@ struct LogLine: LogHandler {
         let merged = metadata.merging(event.metadata ?? [:]) { $1 }
         for (key, value) in merged.sorted(by: { Self.order($0.key) < Self.order($1.key) }) {
             let text = VisibleText.make("\(value)", .log)
-            line += " \(key.replacing(" ", with: "-"))=" + (text.contains(" ") || text.isEmpty ? "\"\(text)\"" : text)
+            let name = String(key.map { $0 == " " ? "-" : $0 })
+            line += " \(name)=" + (text.isEmpty || text.contains(Character(" ")) ? "\"\(text)\"" : text)
         }
         Output.error(line + "\n")
     }

@@ -141,3 +141,25 @@ struct AccountTests {
         #expect(session.nextDeadline == start.advanced(by: .seconds(10)))
     }
 }
+
+@Suite("Account journal")
+struct AccountJournalTests {
+    @Test("the journal replays over the snapshot, twice the same as once; a torn last line is left out")
+    func journal() throws {
+        let hash = PasscodeHash(encoded: "$scrypt$ln=10,r=8,p=1$\(Base64.encode([UInt8](repeating: 1, count: 16)))$\(Base64.encode([UInt8](repeating: 2, count: 32)))")!
+        let ali = UserID("ali")!, bianca = UserID("bianca")!
+        let changes: [AccountBook.Change] = [.set(ali, Account(passcode: hash, identityKey: nil)), .set(bianca, Account(passcode: hash, identityKey: nil)),
+                                             .remove(ali)]
+        let bytes = changes.flatMap(AccountBook.journalLine)
+        let torn = bytes + Array("set carol $scr".utf8)
+        let (read, valid) = try AccountBook.parseJournal(torn)
+        #expect(read == changes && valid == bytes.count)
+        var once = AccountBook(), twice = AccountBook()
+        for change in read { once.apply(change) }
+        for change in read + read { twice.apply(change) }
+        #expect(once == twice && once.users == [bianca])
+        #expect(throws: AccountBookError.badLine(number: 2, why: "not a journal entry")) {
+            try AccountBook.parseJournal(Array("remove ali\nrename ali bob\n".utf8))
+        }
+    }
+}

@@ -229,3 +229,56 @@ struct RecordTests {
         #expect(!isValidUTF8([0xC0, 0x80]))  // overlong
     }
 }
+
+@Suite("Addresses, visible text and small traps")
+struct AddressAndTextTests {
+    @Test("IP addresses: strict, one canonical form, IPv4-mapped is IPv4, IPv6 hosts by /64")
+    func ipAddresses() {
+        #expect(IPAddress("192.0.2.1")?.description == "192.0.2.1")
+        #expect(IPAddress("::ffff:192.0.2.1") == IPAddress("192.0.2.1"), "a dual-stack socket's IPv4 client is that IPv4 address")
+        #expect(IPAddress("2001:DB8:0:0:0:0:0:1")?.description == "2001:db8::1")
+        #expect(IPAddress("2001:db8:0:0:1:0:0:1")?.description == "2001:db8::1:0:0:1", "the first longest zero run")
+        #expect(IPAddress("::")?.description == "::" && IPAddress("::1")?.isLoopback == true)
+        for bad in ["1.2.3", "1.2.3.256", "01.2.3.4", "1.2.3.4.5", "::1::", "2001:db8::g", "12345::", "", "a.b.c.d", "1:2:3:4:5:6:7:8:9"] {
+            #expect(IPAddress(bad) == nil, "\(bad)")
+        }
+        #expect(IPAddress("fe80::1")?.isLinkLocal == true && IPAddress("169.254.0.9")?.isLinkLocal == true)
+        #expect(IPAddress("2001:db8:1:2::a")?.hostKey == IPAddress("2001:db8:1:2:ffff::b")?.hostKey)
+        #expect(IPAddress("192.0.2.1")?.hostKey != IPAddress("192.0.2.2")?.hostKey)
+    }
+
+    @Test("endpoints: IPv6 in brackets, IPv4 without, ports 1–65535; candidates best first, no duplicates")
+    func endpoints() {
+        #expect(Endpoint("[2001:db8::1]:7400")?.description == "[2001:db8::1]:7400")
+        #expect(Endpoint("192.0.2.1:7400")?.port == 7400)
+        for bad in ["2001:db8::1:7400", "[192.0.2.1]:80", "192.0.2.1:0", "192.0.2.1:65536", "192.0.2.1:+80", "host:80", "192.0.2.1"] {
+            #expect(Endpoint(bad) == nil, "\(bad)")
+        }
+        let observed = Endpoint("203.0.113.7:40000")!
+        let list = Endpoint.candidates(observed: observed, port: 7500,
+                                       advertised: [Endpoint("192.168.1.5:7500")!, Endpoint("203.0.113.7:7500")!, Endpoint("0.0.0.0:7500")!])
+        #expect(list == [Endpoint("203.0.113.7:7500")!, observed, Endpoint("192.168.1.5:7500")!])
+        #expect(Endpoint.candidates(observed: observed, port: 0, advertised: []) == [], "not listening: no candidates")
+        let tooMany = #"{"msgtype":"AUTHREQ","userid":"ali","passcode":"x","addresses":["1.1.1.1:1","1.1.1.1:2","1.1.1.1:3","1.1.1.1:4","1.1.1.1:5","1.1.1.1:6","1.1.1.1:7","1.1.1.1:8","1.1.1.1:9"]}"#
+        #expect(throws: MessageError.invalidValue(field: "addresses", reason: "at most 8 addresses")) { try ControlMessage.decode(Array(tooMany.utf8)) }
+    }
+
+    @Test("what others send is shown visibly: controls, DEL, C1, bidi overrides, line separators; one line always")
+    func visibleText() {
+        #expect(VisibleText.make("plain text, é, 界, 😀", .terminal) == "plain text, é, 界, 😀")
+        #expect(VisibleText.make("\u{1B}]52;c;eA==\u{07}\u{1B}[2K\r\nfake\u{7F}", .terminal) == "^[]52;c;eA==^G^[[2K^M^Jfake^?")
+        #expect(VisibleText.make("\u{9B}31m\u{202E}evil\u{2066}\u{2028}", .terminal) == "<U+009B>31m<U+202E>evil<U+2066><U+2028>")
+        #expect(VisibleText.make("a \"quoted\"\nline\u{1B}", .log) == #"a \"quoted\"\nline\u{1B}"#)
+    }
+
+    @Test("small traps: \\u+036 is not an escape, big durations saturate, a stored ln that asks for exabytes is refused")
+    func traps() throws {
+        #expect(throws: (any Error).self) { try JSONValue.parse(Array(#""\u+036""#.utf8)) }
+        #expect(try JSONValue.parse(Array(#""\u0036""#.utf8)) == .string("6"))
+        #expect(Instant(nanoseconds: 5).advanced(by: .seconds(Int64.max)) == Instant(nanoseconds: .max))
+        let salt = Base64.encode([UInt8](repeating: 1, count: 16)), hash = Base64.encode([UInt8](repeating: 2, count: 32))
+        #expect(PasscodeHash(encoded: "$scrypt$ln=62,r=8,p=1$\(salt)$\(hash)") == nil)
+        #expect(PasscodeHash(encoded: "$scrypt$ln=14,r=4294967295,p=1$\(salt)$\(hash)") == nil)
+        #expect(PasscodeHash(encoded: "$scrypt$ln=14,r=8,p=1$\(salt)$\(hash)") != nil)
+    }
+}

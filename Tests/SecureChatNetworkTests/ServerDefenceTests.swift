@@ -1,3 +1,5 @@
+import Glibc
+import NIOPosix
 import NIOCore
 import SecureChatCore
 import SecureChatCrypto
@@ -218,5 +220,97 @@ struct ServerDefenceTests {
             }
         }
         #expect(server.log.contains("connection refused", ["reason": "at the connection cap"]))
+    }
+}
+
+@Suite("Server limits per host")
+struct HostLimitTests {
+    @Test("one host cannot take the connection cap: connections not signed in are capped per host, another host still gets in")
+    func unsignedPerHost() async throws {
+        let server = try await TestServer.start { $0.maximumUnsignedPerHost = 3 }
+        defer { Task { await server.stop() } }
+        var held = [NIOAsyncChannel<ByteBuffer, ByteBuffer>]()
+        for _ in 0..<3 {
+            held.append(try await ClientBootstrap(group: testGroup).connect(host: "127.0.0.1", port: server.address.port) { channel in
+                channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
+            })
+        }
+        #expect(try await sendRawAndAwaitClose([], to: server.address, seconds: 5) == [], "the fourth from this host is closed at once")
+        let elsewhere = try await server.connect(from: "127.0.0.2") { try await $0.signUp("ali", "sesame") }
+        #expect(elsewhere == .signUpReply(.init(status: .created, reason: "")))
+        #expect(server.log.contains("connection refused", ["reason": "too many connections from this host"]))
+        for channel in held { try? await channel.channel.close() }
+    }
+
+    @Test("sign-ups are limited per host and window")
+    func signUpsPerHost() async throws {
+        let server = try await TestServer.start { $0.signInLimits.signUpsPerHost = 2 }
+        defer { Task { await server.stop() } }
+        let replies = try await server.connect { client in
+            [try await client.signUp("u1", "sesame"), try await client.signUp("u2", "sesame"), try await client.signUp("u3", "sesame")]
+        }
+        #expect(replies == [.signUpReply(.init(status: .created, reason: "")), .signUpReply(.init(status: .created, reason: "")),
+                            .signUpReply(.init(status: .refused, reason: "too many accounts created from your address; try again later"))])
+        let other = try await server.connect(from: "127.0.0.2") { try await $0.signUp("u4", "sesame") }
+        #expect(other == .signUpReply(.init(status: .created, reason: "")))
+    }
+
+    @Test("on every address (`::`), an IPv4 client is recorded as its IPv4 address")
+    func dualStackAddresses() async throws {
+        let server = try await TestServer.start { $0.host = HostPort.everyAddress }
+        defer { Task { await server.stop() } }
+        try await server.connect { client in
+            _ = try await client.signUp("ali", "sesame")
+            _ = try await client.signIn("ali", "sesame", port: 7777)
+            guard case let .lookupReply(reply) = try await client.lookup("ali", as: "ali") else { Issue.record(); return }
+            #expect(reply.found?.address == "127.0.0.1", "not ::ffff:127.0.0.1")
+        }
+    }
+}
+
+@Suite("Account store on disk")
+struct AccountStoreTests {
+    @Test("each change appends one flushed line, whatever the size; the journal is folded in once it outgrows the snapshot")
+    func journalGrowsByOneLine() throws {
+        let directory = makeTemporaryDirectory()
+        let path = directory + "/accounts"
+        let parameters = ScryptParameters(n: 1 << 10, r: 8, p: 1)
+        var store: AccountStore<TestBackend>? = try AccountStore<TestBackend>(path: path, parameters: parameters)
+        var sizes = [Int]()
+        for index in 0..<800 {
+            _ = try store!.create(user: user("user\(index)"), digest: try digest("user\(index)", "p"), identityKey: nil)
+            sizes.append(Files.permissions(store!.journalPath) == nil ? 0 : (try Files.read(store!.journalPath)).count)
+        }
+        let growth = zip(sizes.dropFirst(), sizes).map { $0 - $1 }
+        #expect(growth.filter { $0 > 0 }.allSatisfy { $0 < 200 }, "one line per change, not the whole store")
+        #expect(growth.contains { $0 < 0 }, "compacted at least once")
+        #expect(try Files.read(path).count > 0)
+        store = nil
+        let reopened = try AccountStore<TestBackend>(path: path, parameters: parameters)
+        #expect(reopened.users.count == 800)
+        // A crash in the middle of an append leaves a torn line: cut off at the next start.
+        let journal = reopened.journalPath
+        let before = try Files.read(journal)
+        try Files.writeAtomically(before + Array("set torn $scr".utf8), to: journal, mode: 0o600)
+        _ = try AccountStore<TestBackend>(path: path, parameters: parameters)
+        #expect(try Files.read(journal) == before)
+        #expect(try AccountStore<TestBackend>.readOnly(path).users.count == 800)
+    }
+
+    @Test("a data directory others can write to, or another user's, is refused with the fix")
+    func unsafeDirectories() throws {
+        let directory = makeTemporaryDirectory() + "/data"
+        try Files.makeDirectory(directory)
+        chmod(directory, 0o777)
+        #expect { try Files.makeDirectory(directory) } throws: { "\($0)".contains("other users can write to it (mode 777); run: chmod go-w") }
+        chmod(directory, 0o700)
+        try Files.makeDirectory(directory)
+        // A planted link where the temporary file goes is replaced, never followed.
+        let target = makeTemporaryDirectory() + "/victim"
+        try Files.writeAtomically([1], to: target, mode: 0o600)
+        symlink(target, directory + "/file.tmp")
+        try Files.writeAtomically([2, 2], to: directory + "/file", mode: 0o600)
+        #expect(try Files.read(target) == [1])
+        #expect(try Files.read(directory + "/file") == [2, 2])
     }
 }

@@ -19,8 +19,9 @@ START_LINE = re.compile(r"listening on ([0-9.]+):(\d+), key ([A-Za-z0-9+/=]{44})
 class Process:
     """A child whose output lines are collected by a thread, so tests can wait for a line."""
 
-    def __init__(self, args, env=None):
-        self.process = subprocess.Popen(unprivileged.command(args), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    def __init__(self, args, env=None, privileged=False):
+        """`args` run as the unprivileged user, unless `privileged` (to build a sandbox first)."""
+        self.process = subprocess.Popen(args if privileged else unprivileged.command(args), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, text=True, env=env, bufsize=1)
         self.lines = []
         self._queue = queue.Queue()

@@ -35,6 +35,8 @@ class Server:
         return Client(self.host, self.port, self.key, cipher, identity)
 
     def stop(self):
+        if self.process.poll() is not None:
+            return ""
         self.process.send_signal(signal.SIGTERM)
         self.process.wait(timeout=10)
         log = self.process.stderr.read()
@@ -150,6 +152,153 @@ class ServerInterop(unittest.TestCase):
             client = self.server.client()
             self.addCleanup(client.close)
             self.assertEqual(signin(client, user, "pw")["status"], "GRANTED", user)
+
+
+def run(*args, input=None):
+    """The binary as the unprivileged user: (status, stdout, stderr)."""
+    done = subprocess.run(unprivileged.command([BINARY, *args]), input=input, capture_output=True, text=True, timeout=60)
+    return done.returncode, done.stdout, done.stderr
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as status:
+        return int(next(line for line in status if line.startswith("VmRSS:")).split()[1])
+
+
+class Administration(unittest.TestCase):
+    """Running a server for friends: keys shown again, accounts listed while it runs, passcodes reset."""
+
+    def setUp(self):
+        self.root = unprivileged.private_directory("securechat-admin-")
+        self.addCleanup(shutil.rmtree, self.root)
+        self.data = os.path.join(self.root, "data")
+
+    def test_show_key_key_show_and_user_list_while_running(self):
+        status, _, error = run("user", "list", "--data-dir", self.data)
+        self.assertNotEqual(status, 0)
+        self.assertIn("does not exist: no server has used it", error)
+        self.assertFalse(os.path.exists(self.data), "user list creates nothing")
+        server = Server(self.data)
+        self.addCleanup(server.stop)
+        status, shown, _ = run("serve", "--show-key", "--data-dir", self.data)
+        self.assertEqual(status, 0)
+        self.assertIn(f"key {server.key}", shown)
+        self.assertRegex(shown, r"--server-key " + re.escape(server.key) + r"\nfingerprint: ([0-9a-f]{4} ){4}[0-9a-f]{4}\n$")
+        status, shown, _ = run("key", "show", os.path.join(self.data, "server.key"))
+        self.assertEqual(status, 0)
+        self.assertIn(f"public key: {server.key}", shown)
+        client = server.client()
+        self.addCleanup(client.close)
+        self.assertEqual(signup(client, "ali", "sesame")["status"], "CREATED")
+        self.assertEqual(signin(client, "ali", "sesame")["status"], "GRANTED")
+        status, listing, error = run("user", "list", "--data-dir", self.data)
+        self.assertEqual(status, 0, error)
+        self.assertRegex(listing, r"^ali\t([0-9a-f]{4} ){4}[0-9a-f]{4}\n$", "while the server runs, with the key's fingerprint")
+        status, _, error = run("user", "passwd", "ali", "--data-dir", self.data, input="new-passcode\n")
+        self.assertNotEqual(status, 0)
+        self.assertIn("while the server runs; stop it first", error)
+        server.stop()
+        status, out, error = run("user", "passwd", "ali", "--data-dir", self.data, input="new-passcode\n")
+        self.assertEqual((status, out.strip()), (0, "the passcode of ali is set"), error)
+        server = Server(self.data)
+        self.addCleanup(server.stop)
+        client = server.client()
+        self.addCleanup(client.close)
+        self.assertEqual(signin(client, "ali", "new-passcode")["status"], "GRANTED")
+
+    def test_a_relative_data_dir_in_a_config_is_relative_to_it_and_nothing_is_made_before_the_bind(self):
+        folder = os.path.join(self.root, "etc")
+        os.makedirs(folder)
+        unprivileged.hand_over(folder)
+        config = unprivileged.write_file(os.path.join(folder, "server.conf"), "listen = 127.0.0.1:0\ndata-dir = state\n")
+        server = Server(os.path.join(folder, "state"), "--config", config)
+        server.stop()
+        self.assertTrue(os.path.exists(os.path.join(folder, "state", "server.key")))
+        # A port in use: the start fails in words, and the new data directory is not created.
+        blocker = Server(self.data)
+        self.addCleanup(blocker.stop)
+        status, _, error = run("serve", "--listen", f"127.0.0.1:{blocker.port}", "--data-dir", os.path.join(self.root, "fresh"))
+        self.assertNotEqual(status, 0)
+        self.assertIn(f"cannot listen for peers on 127.0.0.1:{blocker.port}: the port is already in use", error)
+        self.assertFalse(os.path.exists(os.path.join(self.root, "fresh")))
+
+
+class Hostile(unittest.TestCase):
+    """What a stranger can send the server, tried against the real binary."""
+
+    def setUp(self):
+        self.data_dir = unprivileged.private_directory("securechat-hostile-")
+        self.addCleanup(shutil.rmtree, self.data_dir)
+        self.server = Server(self.data_dir)
+        self.addCleanup(lambda: self.server.process.poll() is None and self.server.stop())
+
+    def test_strings_from_clients_cannot_forge_log_lines(self):
+        import socket
+        import struct
+        hello = b'{"msgtype":"HELLO","version":1,"noise":"x\\n2026-12-01T00:00:00Z info signed in user=admin\\u001b[2J"}'
+        sock = socket.create_connection((self.server.host, self.server.port))
+        sock.sendall(struct.pack(">H", len(hello)) + hello)
+        sock.recv(100)
+        sock.close()
+        time.sleep(0.3)
+        log = self.server.stop()
+        forged = [line for line in log.splitlines() if "user=admin" in line]
+        self.assertEqual(len(forged), 1, log)
+        self.assertIn("connection closed", forged[0])
+        self.assertIn(r"\n2026", forged[0])
+        self.assertNotIn("\x1b", log)
+
+    def test_a_client_that_does_not_read_cannot_grow_the_server(self):
+        import socket
+        client = self.server.client()
+        client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.assertEqual(signup(client, "ali", "sesame")["status"], "CREATED")
+        self.assertEqual(signin(client, "ali", "sesame")["status"], "GRANTED")
+        before = rss_kib(self.server.process.pid)
+        client.sock.settimeout(0.5)
+        sent = 0
+        deadline = time.monotonic() + 8
+        try:
+            while time.monotonic() < deadline:
+                client.send({"msgtype": "LOOKUPREQ", "userid": "ali", "lookup": "ali"})
+                sent += 1
+        except (socket.timeout, OSError):
+            pass  # the server stopped reading: our writes block, as they should
+        grown = rss_kib(self.server.process.pid) - before
+        self.assertLess(grown, 30 * 1024, f"{sent} unread requests grew the server by {grown} KiB")
+        good = self.server.client()
+        self.addCleanup(good.close)
+        self.assertEqual(signup(good, "bianca", "sesame")["status"], "CREATED", "the server keeps serving others")
+        client.close()
+
+    def test_a_list_over_4096_bytes_comes_in_pages(self):
+        # 150 users from this one host: its caps raised for the test.
+        self.server.stop()
+        config = unprivileged.write_file(os.path.join(self.data_dir, "many.conf"),
+                                         "signups-per-host = 1000\nmax-connections-per-host = 1000\nscrypt-log-n = 10\n")
+        self.server = Server(os.path.join(self.data_dir, "data"), "--config", config)
+        clients = []
+        for index in range(150):
+            client = self.server.client()
+            clients.append(client)
+            name = f"a-rather-long-user-id-number-{index:03d}"
+            signup(client, name, "pw")
+            self.assertEqual(signin(client, name, "pw")["status"], "GRANTED")
+        asker = clients[0]
+        asker.send({"msgtype": "LISTREQ", "userid": "a-rather-long-user-id-number-000"})
+        users, pages = [], 0
+        while True:
+            reply = asker.receive()
+            if reply["msgtype"] != "LISTREPLY":
+                continue
+            users += reply["users"]
+            pages += 1
+            if not reply.get("more"):
+                break
+        self.assertEqual(len(users), 150)
+        self.assertGreater(pages, 1)
+        for client in clients:
+            client.close()
 
 
 if __name__ == "__main__":

@@ -108,7 +108,11 @@ public struct NoiseProtocol: Sendable, Equatable {
         guard parts[2] == "25519" else { throw NoiseError.unsupportedProtocol("DH \(parts[2]) (only 25519)") }
         guard parts[4] == "SHA256" else { throw NoiseError.unsupportedProtocol("hash \(parts[4]) (only SHA256)") }
         guard let cipher = CipherKind(rawValue: parts[3]) else { throw NoiseError.unsupportedProtocol("cipher \(parts[3])") }
-        if parts[1].contains("psk") { throw NoiseError.unsupportedProtocol("pre-shared-key patterns") }
+        // (A byte search: String.contains(String) would link the regex engine into the binary.)
+        let pattern = Array(parts[1].utf8), psk = Array("psk".utf8)
+        if pattern.indices.contains(where: { pattern[$0...].starts(with: psk) }) {
+            throw NoiseError.unsupportedProtocol("pre-shared-key patterns")
+        }
         guard let pattern = HandshakePattern.named(parts[1]) else { throw NoiseError.unsupportedProtocol("pattern \(parts[1])") }
         self.pattern = pattern
         self.cipher = cipher
