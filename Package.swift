@@ -29,6 +29,7 @@ let package = Package(
         .executable(name: "securechat", targets: ["securechat"]),
         .library(name: "SecureChatCrypto", targets: ["SecureChatCrypto"]),
         .library(name: "SecureChatBackends", targets: ["SecureChatBackends"]),
+        .library(name: "SecureChatOpenSSL", targets: ["SecureChatOpenSSL"]),
         .library(name: "SecureChatCore", targets: ["SecureChatCore"]),
         .library(name: "SecureChatNetwork", targets: ["SecureChatNetwork"]),
         .library(name: "SecureChatBench", targets: ["SecureChatBench"]),

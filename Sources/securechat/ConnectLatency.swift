@@ -107,6 +107,7 @@ private struct BenchPeer<Backend: CryptoBackend> {
     /// Waits for the first event that matches; a fatal event or a refused sign-in is an error.
     func await(_ matches: (PeerEvent) -> Bool) async throws {
         while let event = await events.next() {
+            handle.eventShown()
             if matches(event) { return }
             switch event {
             case let .fatal(why): throw CLIError("the benchmark peer \(user) stopped: \(why)")

@@ -195,6 +195,7 @@ struct PeerRunner<Backend: CryptoBackend> {
 
         var failure: String?
         loop: for await event in events {
+            defer { handle.eventShown() }
             switch event {
             case let .info(text): console.show(text)
             case let .signedIn(fingerprint, replaced):

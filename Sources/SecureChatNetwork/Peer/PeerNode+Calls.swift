@@ -221,7 +221,9 @@ extension PeerNode {
             case let .connected(user):
                 linkConnected(id, user)
             case let .received(text):
-                if chat?.link == id { emit(.received(from: chat!.peer, text: text)) }
+                guard let chat, chat.link == id else { break }
+                emit(.received(from: chat.peer, text: text))
+                if backlog.shouldPause() { link.channel.setOption(.autoRead, value: false).whenFailure { _ in } }
             case let .close(reason):
                 linkClosed(id, reason)
             }
@@ -513,6 +515,12 @@ extension PeerNode {
         sessionDo { $0.callFailed(to: callee) }
         emit(.info("call to \(callee) cancelled"))
         return true
+    }
+
+    /// The user caught up with the chat's lines: read them again.
+    func resumeChatReads() {
+        guard let chat, let link = links[chat.link] else { return }
+        link.channel.setOption(.autoRead, value: true).whenFailure { _ in }
     }
 
     /// What `/info` shows.

@@ -56,6 +56,9 @@ public final class PeerNode<Backend: CryptoBackend> {
     let configuration: PeerConfiguration
     let eventLoop: any EventLoop
     let emit: @Sendable (PeerEvent) -> Void
+    /// Events the user has not been shown yet: past a bound, the chat's reads pause (12.3: a
+    /// terminal that cannot keep up must not grow the peer's memory).
+    let backlog = EventBacklog()
     var passcodeDigest: String
     /// The pinned keys while there is no server connection. While there is one, its session
     /// holds them (it checks them and pins new ones), and they come back here when it ends.
@@ -99,7 +102,7 @@ public final class PeerNode<Backend: CryptoBackend> {
             let pinned: [UserID: X25519PublicKey]
             do { pinned = try KnownPeers.load(configuration.knownPeersPath) } catch { return eventLoop.makeFailedFuture(error) }
             let node = PeerNode(configuration: configuration, eventLoop: eventLoop, pinnedKeys: pinned, emit: emit)
-            let handle = Handle(node: node.loopBound)
+            let handle = Handle(node: node.loopBound, backlog: node.backlog)
             return node.listen().map { handle }
         }
     }
@@ -109,8 +112,17 @@ public final class PeerNode<Backend: CryptoBackend> {
     public struct Handle: Sendable {
         fileprivate let node: NIOLoopBound<PeerNode>
         private let open = SharedFlag(true)
+        private let backlog: EventBacklog
 
-        fileprivate init(node: NIOLoopBound<PeerNode>) { self.node = node }
+        fileprivate init(node: NIOLoopBound<PeerNode>, backlog: EventBacklog) {
+            self.node = node
+            self.backlog = backlog
+        }
+
+        /// The owner showed one more event: when the backlog is small again, reading goes on.
+        public func eventShown() {
+            if backlog.shown() { run { $0.resumeChatReads() } }
+        }
 
         public func submit(_ command: PeerRequest) { run { $0.handle(command) } }
 
@@ -138,7 +150,11 @@ public final class PeerNode<Backend: CryptoBackend> {
                  emit: @escaping @Sendable (PeerEvent) -> Void) {
         self.configuration = configuration
         self.eventLoop = eventLoop
-        self.emit = emit
+        let backlog = self.backlog
+        self.emit = { event in
+            backlog.added()
+            emit(event)
+        }
         pinnedWithoutSession = pinnedKeys
         passcodeDigest = configuration.passcodeDigest
     }
@@ -522,6 +538,27 @@ public final class PeerNode<Backend: CryptoBackend> {
         let closing = [server?.closeFuture, listener?.close()].compactMap { $0 }
             + connecting.values.map { $0.map { _ in () } }
         EventLoopFuture.whenAllComplete(closing, on: eventLoop).whenComplete { _ in emit(.stopped) }
+    }
+}
+
+/// How many events went out and were not shown yet.
+final class EventBacklog: Sendable {
+    static let high = 1_000
+    static let low = 100
+    private let pending = Atomic<Int>(0)
+    private let paused = Atomic<Bool>(false)
+
+    func added() { pending.add(1, ordering: .relaxed) }
+
+    /// One was shown; true when reads were paused and may go on now.
+    func shown() -> Bool {
+        let left = pending.subtract(1, ordering: .relaxed).newValue
+        return left <= Self.low && paused.compareExchange(expected: true, desired: false, ordering: .relaxed).exchanged
+    }
+
+    /// Whether reads should pause now (and remember that they did).
+    func shouldPause() -> Bool {
+        pending.load(ordering: .relaxed) >= Self.high && !paused.exchange(true, ordering: .relaxed)
     }
 }
 
