@@ -40,8 +40,11 @@ final class RelayCoordinator: Sendable {
                 return nil
             }
             do {
+                // The control handler goes: from now on every byte is the relay's.
                 try context.pipeline.syncOperations.addHandler(handler, position: .after(context.handler))
-                context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+                let removed = context.eventLoop.makePromise(of: Void.self)
+                removed.futureResult.whenFailure { _ in context.close(promise: nil) }
+                context.pipeline.syncOperations.removeHandler(context: context, promise: removed)
             } catch {
                 context.close(promise: nil)
                 return
@@ -164,13 +167,7 @@ final class RelayLegHandler: ChannelDuplexHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        // Before pairing, a leg reads its first bytes only; after, only while both limits allow.
-        let waiting = partner == nil && pending.readableBytes > 0
-        if waiting || !partnerWritable || throttledUntil != nil {
-            readHeld = true
-        } else {
-            context.read()
-        }
+        if mayRead() { context.read() } else { readHeld = true }
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -193,17 +190,29 @@ final class RelayLegHandler: ChannelDuplexHandler {
         if writable { resumeIfHeld() }
     }
 
-    /// The rate limit: a bucket of one second's bytes. Past it, reading waits until the bucket
-    /// has refilled what was overspent: the sender is slowed, nothing piles up here.
+    /// Before pairing, a leg reads its first bytes only; after, only while the partner takes
+    /// more and the rate allows.
+    private func mayRead() -> Bool {
+        let waiting = partner == nil && pending.readableBytes > 0
+        guard !waiting, partnerWritable, throttledUntil == nil else { return false }
+        return !throttleIfOverspent()
+    }
+
     private func spend(_ bytes: Int) {
+        guard coordinator.configuration.bytesPerSecond > 0 else { return }
+        budget -= bytes
+    }
+
+    /// The rate limit: a bucket of one second's bytes. Once it is overspent, reading waits until
+    /// the bucket has refilled the debt: the sender is slowed, nothing piles up here.
+    private func throttleIfOverspent() -> Bool {
         let rate = coordinator.configuration.bytesPerSecond
-        guard rate > 0, let context else { return }
+        guard rate > 0, let context else { return false }
         let now = NIODeadline.now()
         let elapsed = (now - budgetRefilled).nanoseconds
         budget = min(rate, budget + Int(Double(rate) * Double(elapsed) / 1e9))
         budgetRefilled = now
-        budget -= bytes
-        guard budget < 0, throttledUntil == nil else { return }
+        guard budget < 0 else { return false }
         let wait = TimeAmount.nanoseconds(Int64(Double(-budget) / Double(rate) * 1e9))
         throttledUntil = now + wait
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
@@ -212,10 +221,11 @@ final class RelayLegHandler: ChannelDuplexHandler {
             handler.throttledUntil = nil
             handler.resumeIfHeld()
         }
+        return true
     }
 
     private func resumeIfHeld() {
-        guard readHeld, partnerWritable, throttledUntil == nil, partner != nil || pending.readableBytes == 0, let context else { return }
+        guard readHeld, let context, mayRead() else { return }
         readHeld = false
         context.read()
     }

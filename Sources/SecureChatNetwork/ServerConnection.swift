@@ -12,7 +12,7 @@ import Synchronization
 ///
 /// It also applies backpressure: while the client does not read what it is sent (the channel
 /// is not writable), its requests are not read either.
-final class ServerChannelHandler: ChannelDuplexHandler {
+final class ServerChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
