@@ -8,8 +8,11 @@ import PackageDescription
 // Full cross-module optimisation in release builds: the per-message code is generic over the
 // backend across modules (core → network), and without it each call goes through unspecialised
 // generics (measured: 41k → see CHANGELOG lookups/s on the server benchmark).
+// No implicit _StringProcessing: its regex engine and tables cost about 1.2 MB of the static
+// binary, so a stray `contains("…")` on strings is a compile error here, not a silent megabyte.
 let strictSwift: [SwiftSetting] = [
     .swiftLanguageMode(.v6),
+    .unsafeFlags(["-Xfrontend", "-disable-implicit-string-processing-module-import"]),
     .unsafeFlags(["-cross-module-optimization"], .when(configuration: .release)),
 ]
 
@@ -35,7 +38,6 @@ let package = Package(
         .library(name: "SecureChatBench", targets: ["SecureChatBench"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
     ],
@@ -64,6 +66,8 @@ let package = Package(
                     .product(name: "Logging", package: "swift-log"),
                 ],
                 swiftSettings: strictSwift),
+        // The command line: options, --help, shell completions and the man page from one table. Pure, no I/O.
+        .target(name: "SecureChatCommandLine", swiftSettings: sizeOptimised),
         // The peer's line editor: keys, widths, the line being typed. Pure, no I/O.
         .target(name: "SecureChatTerminal", swiftSettings: sizeOptimised),
         // What `securechat bench` and Benchmarks/ time: workloads over the core, their timing and report.
@@ -82,7 +86,7 @@ let package = Package(
                               "SecureChatBench",
                               "SecureChatTerminal",
                               "CBuildInfo",
-                              .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                              "SecureChatCommandLine",
                               .product(name: "Logging", package: "swift-log"),
                           ],
                           swiftSettings: sizeOptimised),
@@ -93,7 +97,7 @@ let package = Package(
         .executableTarget(name: "securechat-load",
                           dependencies: [
                               "SecureChatNetwork", "SecureChatCore", "SecureChatCrypto", "SecureChatBackends",
-                              .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                              "SecureChatCommandLine",
                               .product(name: "NIOCore", package: "swift-nio"),
                               .product(name: "NIOPosix", package: "swift-nio"),
                           ],
@@ -111,6 +115,7 @@ let package = Package(
                                    .product(name: "Logging", package: "swift-log")],
                     swiftSettings: strictSwift),
         .testTarget(name: "SecureChatTerminalTests", dependencies: ["SecureChatTerminal"], swiftSettings: strictSwift),
+        .testTarget(name: "SecureChatCommandLineTests", dependencies: ["SecureChatCommandLine"], swiftSettings: strictSwift),
         .testTarget(name: "SecureChatCryptoTests",
                     dependencies: ["SecureChatCrypto", "SecureChatBackends"],
                     swiftSettings: strictSwift),

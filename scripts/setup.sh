@@ -2,7 +2,10 @@
 # Installs the Debian packages securechat needs to build and test, only those that are missing.
 set -euo pipefail
 
-packages=(libssl-dev libgcrypt20-dev libgpg-error-dev pkg-config file binutils python3-venv tmux)
+# tmux: the terminal tests; iproute2, iptables, tcpdump: the network lab; zsh, fish, groff-base,
+# man-db: the completion scripts and the man page, checked with the real tools.
+packages=(libssl-dev libgcrypt20-dev libgpg-error-dev pkg-config file binutils python3-venv tmux
+          iproute2 iptables tcpdump zsh fish groff-base man-db)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -43,7 +43,8 @@ final class RelayCoordinator: Sendable {
                 // The control handler goes: from now on every byte is the relay's.
                 try context.pipeline.syncOperations.addHandler(handler, position: .after(context.handler))
                 let removed = context.eventLoop.makePromise(of: Void.self)
-                removed.futureResult.whenFailure { _ in context.close(promise: nil) }
+                let channel = context.channel
+                removed.futureResult.whenFailure { _ in channel.close(promise: nil) }
                 context.pipeline.syncOperations.removeHandler(context: context, promise: removed)
             } catch {
                 context.close(promise: nil)

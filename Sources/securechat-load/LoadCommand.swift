@@ -1,7 +1,7 @@
-import ArgumentParser
 import Glibc
 import NIOCore
 import NIOPosix
+import SecureChatCommandLine
 import SecureChatCore
 import SecureChatCrypto
 import SecureChatNetwork
@@ -12,11 +12,23 @@ import Synchronization
 /// lookups per second with concurrent clients, and holds many idle signed-in sessions.
 /// A developer tool: not part of the shipped binary.
 @main
-struct LoadCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "securechat-load",
-        abstract: "Load generator for the securechat server (scripts/bench-server.sh).",
-        subcommands: [Prepare.self, Lookups.self, Idle.self])
+enum LoadCommand {
+    static let tree = CommandNode.group(
+        CommandSpec("securechat-load", abstract: "Load generator for the securechat server (scripts/bench-server.sh)."),
+        [.command(Prepare.self), .command(Lookups.self), .command(Idle.self)])
+
+    static func main() async {
+        exit(await CommandLineTool.run(tree, Array(CommandLine.arguments.dropFirst()), visible: { $0 }) { stream, text in
+            var bytes = Array(text.utf8)
+            _ = write(stream == .output ? STDOUT_FILENO : STDERR_FILENO, &bytes, bytes.count)
+        })
+    }
+}
+
+/// A failure of the load run (printed as "Error: …").
+struct LoadError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }
 
 typealias Backend = OpenSSLBackend
@@ -32,32 +44,42 @@ func benchIdentity(_ index: Int) throws -> X25519KeyPair {
     try Backend.x25519KeyPair(privateKey: SecretBytes(try Backend.sha256(Array("securechat-bench-\(index)".utf8))))
 }
 
-struct ServerOptions: ParsableArguments {
-    @Option var server: HostPort
-    @Option(name: .customLong("server-key")) var serverKey: String
+/// The server to load: `--server HOST:PORT --server-key BASE64`.
+struct ServerOptions {
+    static let specs: [OptionSpec] = [.value("server", "HOST:PORT", help: "The server.", required: true),
+                                      .value("server-key", "BASE64", help: "Its public key.", required: true)]
+    let server: HostPort
+    let key: X25519PublicKey
 
-    func key() throws -> X25519PublicKey {
-        guard let bytes = Base64.decode(serverKey) else { throw ValidationError("--server-key is not base64") }
-        return try X25519PublicKey(bytes: bytes)
+    init(_ arguments: ParsedArguments) throws {
+        server = try arguments.require(try arguments.value("server", expected: "HOST:PORT") { HostPort($0) }, "server")
+        key = try arguments.require(try arguments.value("server-key", expected: "a base64 X25519 public key") { text in
+            Base64.decode(text).flatMap { try? X25519PublicKey(bytes: $0) }
+        }, "server-key")
     }
-}
-
-extension HostPort: ExpressibleByArgument {
-    public init?(argument: String) { self.init(argument) }
 }
 
 /// Signs in user `index` on `connection`.
 func signIn(_ connection: inout ControlConnection<Backend>, _ index: Int) async throws {
     let user = benchUser(index)
     let reply = try await connection.request(.authRequest(.init(userID: user, passcode: try benchDigest(index), port: 9)))
-    guard reply == .authReply(.init(userID: user, status: .granted)) else { throw ValidationError("sign-in of \(user) failed: \(reply)") }
+    guard reply == .authReply(.init(userID: user, status: .granted)) else { throw LoadError("sign-in of \(user) failed: \(reply)") }
 }
 
-struct Prepare: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Write an account store with USERS bench accounts (server stopped).")
-    @Option(name: .customLong("data-dir")) var dataDir: String
-    @Option var users: Int
-    @Option(name: .customLong("log-n")) var logN: Int = 10
+struct Prepare: Command {
+    static let spec = CommandSpec("prepare", abstract: "Write an account store with USERS bench accounts (server stopped).",
+                                  options: [.value("data-dir", "DIR", help: "The data directory.", required: true),
+                                            .value("users", "USERS", help: "How many accounts.", required: true),
+                                            .value("log-n", "N", help: "scrypt's log2 N (default 10).")])
+    let dataDir: String
+    let users: Int
+    let logN: Int
+
+    init(_ arguments: ParsedArguments) throws {
+        dataDir = try arguments.require(arguments.value("data-dir"), "data-dir")
+        users = try arguments.require(try arguments.integer("users", in: 1...1_000_000), "users")
+        logN = try arguments.integer("log-n", in: 10...20) ?? 10
+    }
 
     func run() throws {
         try Files.makeDirectory(dataDir)
@@ -72,15 +94,27 @@ struct Prepare: ParsableCommand {
     }
 }
 
-struct Lookups: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "CLIENTS signed-in clients doing lookups back to back; prints lookups per second.")
-    @OptionGroup var options: ServerOptions
-    @Option var clients: Int = 50
-    @Option var seconds: Double = 10
-    @Option(help: "Event loop threads of the load generator (redis-benchmark uses one).") var threads: Int = 1
+struct Lookups: Command {
+    static let spec = CommandSpec("lookups", abstract: "CLIENTS signed-in clients doing lookups back to back; prints lookups per second.",
+                                  options: ServerOptions.specs + [
+                                      .value("clients", "CLIENTS", help: "Signed-in clients (default 50)."),
+                                      .value("seconds", "S", help: "How long (default 10)."),
+                                      .value("threads", "N", help: "Event loop threads of the load generator (default 1, as redis-benchmark)."),
+                                  ])
+    let options: ServerOptions
+    let clients: Int
+    let seconds: Double
+    let threads: Int
+
+    init(_ arguments: ParsedArguments) throws {
+        options = try ServerOptions(arguments)
+        clients = try arguments.integer("clients", in: 1...100_000) ?? 50
+        seconds = try arguments.value("seconds", expected: "a number of seconds", Double.init) ?? 10
+        threads = try arguments.integer("threads", in: 1...64) ?? 1
+    }
 
     func run() async throws {
-        let key = try options.key()
+        let key = options.key
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         let state = LookupLoad()
         for index in 0..<clients {
@@ -97,13 +131,13 @@ struct Lookups: AsyncParsableCommand {
                 .connect(host: options.server.host, port: options.server.port).get()
         }
         while state.signedIn.value < clients {
-            if state.failed.value > 0 { throw ValidationError("a client failed to sign in or look up") }
+            if state.failed.value > 0 { throw LoadError("a client failed to sign in or look up") }
             try await Task.sleep(for: .milliseconds(5))
         }
         for index in 0..<clients { state.kick(index) }
         try await Task.sleep(for: .seconds(seconds))
         let count = state.completed.value
-        guard state.failed.value == 0 else { throw ValidationError("a lookup failed") }
+        guard state.failed.value == 0 else { throw LoadError("a lookup failed") }
         say("lookups: \(count) in \(seconds) s = \(Int(Double(count) / seconds)) per second with \(clients) clients")
         try? await group.shutdownGracefully()
     }
@@ -177,14 +211,24 @@ final class LookupClientHandler: ChannelInboundHandler {
     }
 }
 
-struct Idle: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Sign in SESSIONS users and hold them idle; prints `ready` then waits for end of input.")
-    @OptionGroup var options: ServerOptions
-    @Option var sessions: Int
-    @Option var parallel: Int = 64
+struct Idle: Command {
+    static let spec = CommandSpec("idle", abstract: "Sign in SESSIONS users and hold them idle; prints `ready` then waits for end of input.",
+                                  options: ServerOptions.specs + [
+                                      .value("sessions", "SESSIONS", help: "How many.", required: true),
+                                      .value("parallel", "N", help: "Sign-ins in flight at once (default 64)."),
+                                  ])
+    let options: ServerOptions
+    let sessions: Int
+    let parallel: Int
+
+    init(_ arguments: ParsedArguments) throws {
+        options = try ServerOptions(arguments)
+        sessions = try arguments.require(try arguments.integer("sessions", in: 1...1_000_000), "sessions")
+        parallel = try arguments.integer("parallel", in: 1...10_000) ?? 64
+    }
 
     func run() async throws {
-        let key = try options.key()
+        let key = options.key
         let group = MultiThreadedEventLoopGroup.singleton
         let signedIn = Counter()
         try await withThrowingTaskGroup(of: Void.self) { tasks in

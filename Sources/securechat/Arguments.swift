@@ -1,29 +1,53 @@
-import ArgumentParser
 import Glibc
 import Logging
 import SecureChatBackends
+import SecureChatCommandLine
 import SecureChatCore
 import SecureChatCrypto
 import SecureChatNetwork
 
-extension BackendName: ExpressibleByArgument {}
+/// Flag values that explain themselves when wrong, in one line: `--listen 7400` says "use
+/// HOST:PORT, e.g. 0.0.0.0:7400", never a bare "is invalid".
+extension ParsedArguments {
+    func listenAddress() throws -> HostPort? {
+        guard let text = value("listen") else { return nil }
+        do { return try HostPort.listening(text) } catch { throw ArgumentError("--listen: \(error)", command: command) }
+    }
 
-extension CipherKind: ExpressibleByArgument {
-    public init?(argument: String) { self.init(configName: argument) }
-    public static var allValueStrings: [String] { allCases.map(\.configName) }
+    func serverAddress() throws -> HostPort? {
+        guard let text = value("server") else { return nil }
+        do { return try HostPort.connecting(text) } catch { throw ArgumentError("--server: \(error)", command: command) }
+    }
+
+    func cipher() throws(ArgumentError) -> CipherKind? {
+        try value("cipher", expected: "chachapoly or aesgcm", CipherKind.init(configName:))
+    }
+
+    /// A user ID given as `--name` (or as the argument `name`).
+    func user(_ name: String) throws -> UserID? {
+        guard let text = value(name) ?? argument(name) else { return nil }
+        do { return try Parse.user(text) } catch { throw ArgumentError("\(error)", command: command) }
+    }
 }
 
-/// Flag values that explain themselves when wrong, in one line: `--listen 7400` says "use
-/// HOST:PORT, e.g. 0.0.0.0:7400", never ArgumentParser's bare "is invalid".
+/// The options several commands share, said once.
+extension OptionSpec {
+    static func configFile(_ help: String) -> OptionSpec { .value("config", "FILE", help: help, completion: .files) }
+
+    static let backend = OptionSpec.value("backend", "BACKEND", help: "Crypto backend: openssl or gcrypt (default openssl).",
+                                          completion: .choices(BackendName.allCases.map(\.rawValue)))
+
+    static func backends(_ what: String) -> OptionSpec {
+        .value("backend", "BACKEND", help: "Which backend to \(what): openssl, gcrypt or all (default all).",
+               completion: .choices(BackendSelection.allCases.map(\.rawValue)))
+    }
+}
+
+extension OptionSpec.Completion {
+    static let ciphers = OptionSpec.Completion.choices(CipherKind.allCases.map(\.configName))
+}
+
 enum Parse {
-    static func listen(_ text: String) throws -> HostPort {
-        do { return try HostPort.listening(text) } catch { throw CLIError("--listen: \(error)") }
-    }
-
-    static func server(_ text: String) throws -> HostPort {
-        do { return try HostPort.connecting(text) } catch { throw CLIError("--server: \(error)") }
-    }
-
     /// A user ID as people type it: capitals are folded (user IDs are lowercase on the wire).
     static func user(_ text: String) throws -> UserID {
         guard let user = UserID(text.lowercased()) else {

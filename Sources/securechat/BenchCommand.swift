@@ -1,15 +1,15 @@
-import ArgumentParser
 import Glibc
 import SecureChatBackends
 import SecureChatBench
+import SecureChatCommandLine
 import SecureChatCrypto
 import SecureChatGcrypt
 import SecureChatNetwork
 import SecureChatOpenSSL
 
-struct BenchCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "bench",
+struct BenchCommand: Command {
+    static let spec = CommandSpec(
+        "bench",
         abstract: "Measure this device: seal/open throughput, X25519, IK handshakes, peer-to-peer connect latency.",
         discussion: """
             Every figure is the median of three timed slices. Throughput is for each backend × \
@@ -17,41 +17,45 @@ struct BenchCommand: AsyncParsableCommand {
             X25519 and hash costs ("vs floor"); the connect latency runs a throwaway server and two \
             peers in this process over loopback and times /chat until both sides are chatting. \
             About 30 seconds with the defaults. Progress goes to standard error.
-            """
-    )
 
-    @Option(help: "Which backend to measure: openssl, gcrypt or all.")
-    var backend: BackendSelection = .all
+            EXAMPLES:
+              securechat bench
+              securechat bench --backend openssl --cipher chachapoly --sizes 1024 --json
+            """,
+        options: [
+            .backends("measure"),
+            .value("cipher", "CIPHER", help: "Which cipher to measure: chachapoly, aesgcm or all (default all).",
+                   completion: .choices(CipherSelection.allCases.map(\.rawValue))),
+            .value("sizes", "SIZES", help: "Message sizes in bytes, comma-separated (1 to 65519; default 16,64,1024,16384,65519)."),
+            .value("seconds", "S", help: "Time for each figure, in seconds (default 0.4)."),
+            .value("calls", "N", help: "Peer-to-peer calls to time (0: skip the connect latency; default 40)."),
+            .flag("json", help: "Print the results as JSON instead of a table."),
+        ])
 
-    @Option(help: "Which cipher to measure: chachapoly, aesgcm or all.")
-    var cipher: CipherSelection = .all
+    let backend: BackendSelection
+    let cipher: CipherSelection
+    let sizes: [Int]
+    let seconds: Double
+    let calls: Int
+    let json: Bool
 
-    @Option(help: ArgumentHelp("Message sizes in bytes, comma-separated (1 to 65519).", valueName: "SIZES"))
-    var sizes = "16,64,1024,16384,65519"
-
-    @Option(help: ArgumentHelp("Time for each figure, in seconds.", valueName: "S"))
-    var seconds = 0.4
-
-    @Option(help: ArgumentHelp("Peer-to-peer calls to time (0: skip the connect latency).", valueName: "N"))
-    var calls = 40
-
-    @Flag(help: "Print the results as JSON instead of a table.")
-    var json = false
-
-    func validate() throws {
-        guard parsedSizes != nil else { throw ValidationError("--sizes wants whole numbers from 1 to 65519, e.g. 16,64,1024") }
-        guard seconds > 0, seconds <= 60 else { throw ValidationError("--seconds wants a number above 0 and at most 60") }
-        guard (0...10_000).contains(calls) else { throw ValidationError("--calls wants 0 to 10000") }
-    }
-
-    private var parsedSizes: [Int]? {
-        let values = sizes.split(separator: ",").map { Int($0.trimmed) }
-        guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) >= 1 && ($0 ?? 0) <= 65519 }) else { return nil }
-        return values.compactMap { $0 }
+    init(_ arguments: ParsedArguments) throws {
+        backend = try arguments.choice("backend", BackendSelection.self) ?? .all
+        cipher = try arguments.choice("cipher", CipherSelection.self) ?? .all
+        sizes = try arguments.value("sizes", expected: "whole numbers from 1 to 65519, comma-separated, e.g. 16,64,1024") { text in
+            let values = text.split(separator: ",").map { Int($0.trimmed) }
+            guard !values.isEmpty, values.allSatisfy({ (1...65519).contains($0 ?? 0) }) else { return nil }
+            return values.compactMap { $0 }
+        } ?? [16, 64, 1024, 16384, 65519]
+        seconds = try arguments.value("seconds", expected: "a number above 0 and at most 60") { text in
+            Double(text).flatMap { $0 > 0 && $0 <= 60 ? $0 : nil }
+        } ?? 0.4
+        calls = try arguments.integer("calls", in: 0...10_000) ?? 40
+        json = arguments.flag("json")
     }
 
     func run() async throws {
-        let plan = BenchPlan(ciphers: cipher.ciphers, sizes: parsedSizes ?? [], seconds: seconds)
+        let plan = BenchPlan(ciphers: cipher.ciphers, sizes: sizes, seconds: seconds)
         var figures = [BenchFigure]()
         for name in backend.backends {
             // Concrete types, so that every workload runs code specialised for the backend.
@@ -92,7 +96,7 @@ private func measureConnectLatency<Backend: CryptoBackend>(_: Backend.Type, call
 }
 
 /// A cipher choice on the command line: one cipher or both.
-enum CipherSelection: String, ExpressibleByArgument, CaseIterable {
+enum CipherSelection: String, CaseIterable {
     case chachapoly, aesgcm, all
 
     var ciphers: [CipherKind] {

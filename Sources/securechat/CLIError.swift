@@ -1,4 +1,4 @@
-/// A failure the user can act on: ArgumentParser prints it as one line, "Error: …", exit status 1.
+/// A failure the user can act on: printed as one line, "Error: …", exit status 1.
 struct CLIError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }

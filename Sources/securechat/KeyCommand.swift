@@ -1,26 +1,25 @@
-import ArgumentParser
+import SecureChatCommandLine
 import SecureChatCore
 import SecureChatCrypto
 import SecureChatNetwork
 
-struct KeyCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "key",
-        abstract: "Show a key file's public key and fingerprint.",
-        subcommands: [Show.self]
-    )
+enum KeyCommand {
+    static let node = CommandNode.group(CommandSpec("key", abstract: "Show a key file's public key and fingerprint."),
+                                        [.command(Show.self)])
 
-    struct Show: ParsableCommand {
-        static let configuration = CommandConfiguration(
-            abstract: "Print the public key and fingerprint of a key file (a server's server.key or a peer's NAME.key).",
+    struct Show: Command {
+        static let spec = CommandSpec(
+            "show", abstract: "Print the public key and fingerprint of a key file (a server's server.key or a peer's NAME.key).",
             discussion: """
                 EXAMPLES:
                   securechat key show /var/lib/securechat/server.key
                   securechat key show ~/.securechat/ali.key
-                """)
+                """,
+            arguments: [ArgumentSpec("FILE", help: "The key file.", completion: .files)])
 
-        @Argument(help: ArgumentHelp("The key file.", valueName: "FILE"))
-        var file: String
+        let file: String
+
+        init(_ arguments: ParsedArguments) { file = arguments.argument("FILE") ?? "" }
 
         func run() throws {
             let key: X25519KeyPair

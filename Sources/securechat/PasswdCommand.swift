@@ -1,13 +1,13 @@
-import ArgumentParser
 import NIOPosix
 import SecureChatBackends
+import SecureChatCommandLine
 import SecureChatCore
 import SecureChatCrypto
 import SecureChatNetwork
 
-struct PasswdCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "passwd",
+struct PasswdCommand: Command {
+    static let spec = CommandSpec(
+        "passwd",
         abstract: "Change your own passcode on the server.",
         discussion: """
             Signs in with your identity key and current passcode, then sets the new one (asked \
@@ -19,23 +19,27 @@ struct PasswdCommand: AsyncParsableCommand {
             EXAMPLES:
               securechat passwd --user ali
               securechat passwd --user ali --server 192.0.2.10:7400 --server-key KEY
-            """
-    )
+            """,
+        options: [
+            .value("user", "NAME", help: "Your user ID (required, here or in the config)."),
+            .configFile("A peer config file (default ~/.securechat/peer.conf when it exists)."),
+            .value("server", "HOST:PORT", help: "The server."),
+            .value("server-key", "BASE64", help: "The server's public key."),
+            .value("key-file", "FILE", help: "Your identity key (default ~/.securechat/NAME.key).", completion: .files),
+        ])
 
-    @Option(help: ArgumentHelp("Your user ID (required, here or in the config).", valueName: "NAME")) var user: String?
-    @Option(help: ArgumentHelp("A peer config file (default ~/.securechat/peer.conf when it exists).", valueName: "FILE"))
-    var config: String?
-    @Option(help: ArgumentHelp("The server.", valueName: "HOST:PORT")) var server: String?
-    @Option(name: .customLong("server-key"), help: ArgumentHelp("The server's public key.", valueName: "BASE64")) var serverKey: String?
-    @Option(name: .customLong("key-file"), help: ArgumentHelp("Your identity key (default ~/.securechat/NAME.key).", valueName: "FILE"))
-    var keyFile: String?
+    let settings: PeerSettings
+
+    init(_ arguments: ParsedArguments) throws {
+        var settings = try PeerSettings(configPath: arguments.value("config"))
+        if let user = try arguments.user("user") { settings.user = user }
+        if let server = try arguments.serverAddress() { settings.server = server }
+        if let serverKey = arguments.value("server-key") { settings.serverKey = try PeerSettings.parseKey(serverKey) }
+        if let keyFile = arguments.value("key-file") { settings.keyFile = keyFile }
+        self.settings = settings
+    }
 
     func run() async throws {
-        var settings = try PeerSettings(configPath: config)
-        if let user { settings.user = try Parse.user(user) }
-        if let server { settings.server = try Parse.server(server) }
-        if let serverKey { settings.serverKey = try PeerSettings.parseKey(serverKey) }
-        if let keyFile { settings.keyFile = keyFile }
         guard let user = settings.user else { throw CLIError("--user NAME is required (or `user = NAME` in the config)") }
         guard let key = settings.serverKey else { throw CLIError("--server-key is required (or `server-key = …` in the config)") }
         try await change(user, at: settings.server, serverKey: key, keyPath: try settings.keyFile ?? PeerSettings.homeDirectory() + "/\(user).key",

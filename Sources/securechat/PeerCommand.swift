@@ -1,16 +1,16 @@
-import ArgumentParser
 import Dispatch
 import Glibc
 import NIOCore
 import NIOPosix
 import SecureChatBackends
+import SecureChatCommandLine
 import SecureChatCore
 import SecureChatCrypto
 import SecureChatNetwork
 
-struct PeerCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "peer",
+struct PeerCommand: Command {
+    static let spec = CommandSpec(
+        "peer",
         abstract: "Sign in to a securechat server and chat directly with other peers.",
         discussion: """
             --user and --server-key are required: on the command line, or in the config file \
@@ -35,43 +35,44 @@ struct PeerCommand: AsyncParsableCommand {
               securechat peer --user ali --signup --server 192.0.2.10:7400 --server-key KEY
               securechat peer --user ali --chat bianca
               SECURECHAT_PASSCODE=… securechat peer --user ali < commands.txt
-            """
-    )
+            """,
+        options: [
+            .value("user", "NAME", help: "Your user ID (required, here or in the config)."),
+            .configFile("A peer config file (default ~/.securechat/peer.conf when it exists; see Configs/peer.conf)."),
+            .value("server", "HOST:PORT", help: "The server (default 127.0.0.1:7400)."),
+            .value("server-key", "BASE64", help: "The server's public key, as `serve` printed it (required, here or in the config)."),
+            .value("listen", "HOST:PORT", help: "Your one port for calls, the server connection and dials (default :0, every address, a port the system picks)."),
+            .value("key-file", "FILE", help: "Your identity key (default ~/.securechat/NAME.key; created if missing).", completion: .files),
+            .value("passcode-file", "FILE", help: "Read the passcode from the first line of FILE (mode 0600).", completion: .files),
+            .flag("signup", help: "Create the account first (an existing one is signed in to when the passcode is right)."),
+            .value("chat", "NAME", help: "Call NAME as soon as signed in."),
+            .backend,
+            .value("cipher", "CIPHER", help: "Cipher for your calls and server connection: chachapoly or aesgcm (default chachapoly).",
+                   completion: .ciphers),
+            .toggle("timestamps", help: "Show the time before chat lines (default: in a terminal only)."),
+        ])
 
-    @Option(help: ArgumentHelp("Your user ID (required, here or in the config).", valueName: "NAME")) var user: String?
-    @Option(help: ArgumentHelp("A peer config file (default ~/.securechat/peer.conf when it exists; see Configs/peer.conf).",
-                               valueName: "FILE"))
-    var config: String?
-    @Option(help: ArgumentHelp("The server (default 127.0.0.1:7400).", valueName: "HOST:PORT"))
-    var server: String?
-    @Option(name: .customLong("server-key"),
-            help: ArgumentHelp("The server's public key, as `serve` printed it (required, here or in the config).", valueName: "BASE64"))
-    var serverKey: String?
-    @Option(help: ArgumentHelp("Your one port for calls, the server connection and dials (default :0, every address, a port the system picks).",
-                               valueName: "HOST:PORT"))
-    var listen: String?
-    @Option(name: .customLong("key-file"), help: ArgumentHelp("Your identity key (default ~/.securechat/NAME.key; created if missing).", valueName: "FILE"))
-    var keyFile: String?
-    @Option(name: .customLong("passcode-file"), help: ArgumentHelp("Read the passcode from the first line of FILE (mode 0600).", valueName: "FILE"))
-    var passcodeFile: String?
-    @Flag(help: "Create the account first (an existing one is signed in to when the passcode is right).") var signup = false
-    @Option(help: ArgumentHelp("Call NAME as soon as signed in.", valueName: "NAME")) var chat: String?
-    @Option(help: "Crypto backend: openssl or gcrypt (default openssl).") var backend: BackendName?
-    @Option(help: "Cipher for your calls and server connection: chachapoly or aesgcm (default chachapoly).") var cipher: CipherKind?
-    @Flag(inversion: .prefixedNo, help: "Show the time before chat lines (default: in a terminal only).") var timestamps: Bool?
+    let settings: PeerSettings
+    let passcodeFile: String?
+
+    /// The config file, then the flags over it.
+    init(_ arguments: ParsedArguments) throws {
+        var settings = try PeerSettings(configPath: arguments.value("config"))
+        if let user = try arguments.user("user") { settings.user = user }
+        if let server = try arguments.serverAddress() { settings.server = server }
+        if let serverKey = arguments.value("server-key") { settings.serverKey = try PeerSettings.parseKey(serverKey) }
+        if let listen = try arguments.listenAddress() { settings.options.listen = listen }
+        if let keyFile = arguments.value("key-file") { settings.keyFile = keyFile }
+        if let backend = try arguments.choice("backend", BackendName.self) { settings.backend = backend }
+        if let cipher = try arguments.cipher() { settings.options.cipher = cipher }
+        if let chat = try arguments.user("chat") { settings.options.callOnStart = chat }
+        if let timestamps = arguments.toggle("timestamps") { settings.timestamps = timestamps }
+        if arguments.flag("signup") { settings.options.signUp = true }
+        self.settings = settings
+        passcodeFile = arguments.value("passcode-file")
+    }
 
     func run() async throws {
-        var settings = try PeerSettings(configPath: config)
-        if let user { settings.user = try Parse.user(user) }
-        if let server { settings.server = try Parse.server(server) }
-        if let serverKey { settings.serverKey = try PeerSettings.parseKey(serverKey) }
-        if let listen { settings.options.listen = try Parse.listen(listen) }
-        if let keyFile { settings.keyFile = keyFile }
-        if let backend { settings.backend = backend }
-        if let cipher { settings.options.cipher = cipher }
-        if let chat { settings.options.callOnStart = try Parse.user(chat) }
-        if let timestamps { settings.timestamps = timestamps }
-        if signup { settings.options.signUp = true }
         try await runPeer(settings.backend.implementation, settings)
     }
 

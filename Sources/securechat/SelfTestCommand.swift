@@ -1,24 +1,33 @@
-import ArgumentParser
 import SecureChatBackends
+import SecureChatCommandLine
 import SecureChatCore
 import SecureChatNetwork
 
-struct SelfTestCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "selftest",
+struct SelfTestCommand: Command {
+    static let spec = CommandSpec(
+        "selftest",
         abstract: "Run known-answer tests of every primitive on the chosen backends and check they agree.",
         discussion: """
             With --noise-vectors, also plays every vector of a cacophony-format file whose protocol \
             securechat's Noise engine speaks (25519, ChaChaPoly or AESGCM, SHA256) on each backend. \
             Exit status 0 only when every check passes.
-            """
-    )
 
-    @Option(help: "Which backend to test: openssl, gcrypt or all.")
-    var backend: BackendSelection = .all
+            EXAMPLES:
+              securechat selftest
+              securechat selftest --backend gcrypt --noise-vectors cacophony.txt
+            """,
+        options: [
+            .backends("test"),
+            .value("noise-vectors", "FILE", help: "A cacophony-format Noise vector file.", completion: .files),
+        ])
 
-    @Option(name: .customLong("noise-vectors"), help: ArgumentHelp("A cacophony-format Noise vector file.", valueName: "FILE"))
-    var noiseVectors: String?
+    let backend: BackendSelection
+    let noiseVectors: String?
+
+    init(_ arguments: ParsedArguments) throws {
+        backend = try arguments.choice("backend", BackendSelection.self) ?? .all
+        noiseVectors = arguments.value("noise-vectors")
+    }
 
     func run() throws {
         let vectorDocument: [UInt8]?
@@ -47,6 +56,6 @@ struct SelfTestCommand: ParsableCommand {
             }
         }
         print("selftest: \(passed) passed, \(failed) failed")
-        if failed > 0 { throw ExitCode.failure }
+        if failed > 0 { throw ExitStatus.failure }
     }
 }

@@ -1,18 +1,18 @@
-import ArgumentParser
 import Glibc
 import Logging
 import NIOCore
 import NIOPosix
 import SecureChatBackends
+import SecureChatCommandLine
 import SecureChatCore
 import SecureChatCrypto
 import SecureChatGcrypt
 import SecureChatNetwork
 import SecureChatOpenSSL
 
-struct ServeCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "serve",
+struct ServeCommand: Command {
+    static let spec = CommandSpec(
+        "serve",
         abstract: "Run the rendezvous server: sign-in, presence, lookup, call set-up and relay for peers.",
         discussion: """
             On start it prints one line with its public key and the exact `securechat peer` flags \
@@ -24,44 +24,64 @@ struct ServeCommand: AsyncParsableCommand {
             failed-signins-free, signin-backoff-max, failed-signins-per-host, failed-signins-per-user, \
             failed-signin-window, signups-per-host, max-connections, max-connections-per-host, \
             max-unsigned-per-host, signin-deadline, idle-timeout, probe-interval, probe-timeout, \
-            relay, relay-calls-per-user, relay-calls, relay-rate, relay-idle-timeout, \
-            hashing-threads, network-threads, log-level.
+            relay-idle-timeout, hashing-threads, network-threads, log-level.
 
             EXAMPLES:
               securechat serve --listen :7400 --data-dir /var/lib/securechat
               securechat serve --config /etc/securechat/server.conf
               securechat serve --show-key --data-dir /var/lib/securechat
-            """
-    )
+              securechat serve --listen :7400 --no-relay
+            """,
+        options: [
+            .configFile("A server config file."),
+            .value("listen", "HOST:PORT", help: "Address and port to listen on (default 127.0.0.1:7400; :7400 is every address)."),
+            .value("data-dir", "DIR", help: "Where the server key and accounts live (default ./securechat-data).", completion: .directories),
+            .backend,
+            .value("cipher", "CIPHER", help: "Allow only this cipher: chachapoly or aesgcm (default: both).", completion: .ciphers),
+            .toggle("relay", help: "Relay calls that find no direct path (default on); the relay sees only ciphertext."),
+            .value("relay-calls-per-user", "N", help: "Relayed calls one user may have at once (default 2)."),
+            .value("relay-calls", "N", help: "Relayed calls in all at once (default 200)."),
+            .value("relay-rate", "BYTES", help: "Bytes per second per relayed call in each direction (default 1048576; 0: no limit)."),
+            .flag("show-key", help: "Print the server's public key and the peer flags, and exit."),
+        ])
 
-    @Option(help: ArgumentHelp("A server config file.", valueName: "FILE"))
-    var config: String?
+    let config: String?
+    let listen: HostPort?
+    let dataDir: String?
+    let backend: BackendName?
+    let cipher: CipherKind?
+    let relay: Bool?
+    let relayCallsPerUser: Int?
+    let relayCalls: Int?
+    let relayRate: Int?
+    let showKey: Bool
 
-    @Option(help: ArgumentHelp("Address and port to listen on (default 127.0.0.1:7400; :7400 is every address).", valueName: "HOST:PORT"))
-    var listen: String?
-
-    @Option(name: .customLong("data-dir"), help: ArgumentHelp("Where the server key and accounts live (default ./securechat-data).", valueName: "DIR"))
-    var dataDir: String?
-
-    @Option(help: "Crypto backend: openssl or gcrypt (default openssl).")
-    var backend: BackendName?
-
-    @Option(help: "Allow only this cipher: chachapoly or aesgcm (default: both).")
-    var cipher: CipherKind?
-
-    @Flag(name: .customLong("show-key"), help: "Print the server's public key and the peer flags, and exit.")
-    var showKey = false
+    init(_ arguments: ParsedArguments) throws {
+        config = arguments.value("config")
+        listen = try arguments.listenAddress()
+        dataDir = arguments.value("data-dir")
+        backend = try arguments.choice("backend", BackendName.self)
+        cipher = try arguments.cipher()
+        relay = arguments.toggle("relay")
+        relayCallsPerUser = try arguments.integer("relay-calls-per-user", in: ServerSettings.relayCallsPerUserRange)
+        relayCalls = try arguments.integer("relay-calls", in: ServerSettings.relayCallsRange)
+        relayRate = try arguments.integer("relay-rate", in: ServerSettings.relayRateRange)
+        showKey = arguments.flag("show-key")
+    }
 
     func run() async throws {
         var settings = try ServerSettings(configPath: config)
         if let listen {
-            let address = try Parse.listen(listen)
-            settings.server.host = address.host
-            settings.server.port = address.port
+            settings.server.host = listen.host
+            settings.server.port = listen.port
         }
         if let dataDir { settings.server.dataDirectory = dataDir }
         if let backend { settings.backend = backend }
         if let cipher { settings.server.session.allowedCiphers = [cipher] }
+        if let relay { settings.server.relay.enabled = relay }
+        if let relayCallsPerUser { settings.server.relay.callsPerUser = relayCallsPerUser }
+        if let relayCalls { settings.server.relay.callsInAll = relayCalls }
+        if let relayRate { settings.server.relay.bytesPerSecond = relayRate }
         if showKey { return try Self.showKey(settings.server) }
         startLogging(level: settings.logLevel)
         // A switch with concrete types, not the existential: lets the compiler specialise the
@@ -110,6 +130,11 @@ struct ServerSettings {
     var backend = BackendName.openssl
     var logLevel = Logger.Level.info
 
+    // Settings that are both a flag and a config key: one range for both.
+    static let relayCallsPerUserRange = 1...1000
+    static let relayCallsRange = 1...1_000_000
+    static let relayRateRange = 0...(1 << 30)
+
     init(configPath: String?) throws {
         var file = try ConfigFile.loadIfGiven(configPath)
         if let listen = try file.listenAddress("listen") { server.host = listen.host; server.port = listen.port }
@@ -138,9 +163,9 @@ struct ServerSettings {
         if let interval = try file.duration("probe-interval") { server.session.probeInterval = interval }
         if let timeout = try file.duration("probe-timeout") { server.session.probeTimeout = timeout }
         if let relay = try file.boolean("relay") { server.relay.enabled = relay }
-        if let limit = try file.integer("relay-calls-per-user", in: 1...1000) { server.relay.callsPerUser = limit }
-        if let limit = try file.integer("relay-calls", in: 1...1_000_000) { server.relay.callsInAll = limit }
-        if let rate = try file.integer("relay-rate", in: 0...1 << 30) { server.relay.bytesPerSecond = rate }
+        if let limit = try file.integer("relay-calls-per-user", in: Self.relayCallsPerUserRange) { server.relay.callsPerUser = limit }
+        if let limit = try file.integer("relay-calls", in: Self.relayCallsRange) { server.relay.callsInAll = limit }
+        if let rate = try file.integer("relay-rate", in: Self.relayRateRange) { server.relay.bytesPerSecond = rate }
         if let idle = try file.duration("relay-idle-timeout") { server.relay.idleTimeout = idle }
         if let threads = try file.integer("hashing-threads", in: 0...256) { server.hashingThreads = threads }
         if let threads = try file.integer("network-threads", in: 0...256) { server.networkThreads = threads }

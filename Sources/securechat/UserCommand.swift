@@ -1,5 +1,5 @@
-import ArgumentParser
 import SecureChatBackends
+import SecureChatCommandLine
 import SecureChatCore
 import SecureChatCrypto
 import SecureChatNetwork
@@ -9,43 +9,44 @@ import SecureChatOpenSSL
 /// backend, so a store written here serves a server running either.
 typealias AdministrationBackend = OpenSSLBackend
 
-struct UserCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "user",
-        abstract: "Add, remove, list the server's accounts, or set one's passcode.",
-        discussion: """
-            `list` reads the data directory and works while the server runs. `add`, `remove` and \
-            `passwd` change it, so they need the server stopped (it holds the directory; the \
-            command says so). Users can also create their own accounts with \
-            `securechat peer --signup` when the server allows sign-up, and change their own \
-            passcode with `securechat passwd`.
+enum UserCommand {
+    static let node = CommandNode.group(
+        CommandSpec(
+            "user",
+            abstract: "Add, remove, list the server's accounts, or set one's passcode.",
+            discussion: """
+                `list` reads the data directory and works while the server runs. `add`, `remove` and \
+                `passwd` change it, so they need the server stopped (it holds the directory; the \
+                command says so). Users can also create their own accounts with \
+                `securechat peer --signup` when the server allows sign-up, and change their own \
+                passcode with `securechat passwd`.
 
-            EXAMPLES:
-              securechat user add carol --data-dir /var/lib/securechat
-              securechat user list --data-dir /var/lib/securechat
-              printf 'new-passcode\\n' | securechat user passwd carol
-            """,
-        subcommands: [Add.self, Remove.self, List.self, Passwd.self]
-    )
+                EXAMPLES:
+                  securechat user add carol --data-dir /var/lib/securechat
+                  securechat user list --data-dir /var/lib/securechat
+                  printf 'new-passcode\\n' | securechat user passwd carol
+                """),
+        [.command(Add.self), .command(Remove.self), .command(List.self), .command(Passwd.self)])
 
-    struct StoreOptions: ParsableArguments {
-        @Option(help: ArgumentHelp("A server config file (for the data directory and scrypt parameters).", valueName: "FILE"))
-        var config: String?
+    static let storeOptions: [OptionSpec] = [
+        .configFile("A server config file (for the data directory and scrypt parameters)."),
+        .value("data-dir", "DIR", help: "The server's data directory (default ./securechat-data).", completion: .directories),
+    ]
 
-        @Option(name: .customLong("data-dir"), help: ArgumentHelp("The server's data directory (default ./securechat-data).", valueName: "DIR"))
-        var dataDir: String?
+    static let nameArgument = ArgumentSpec("NAME", help: "The user ID: 1–32 of a-z 0-9 . _ -, starting with a letter or digit.")
 
-        var settings: ServerSettings {
-            get throws {
-                var settings = try ServerSettings(configPath: config)
-                if let dataDir { settings.server.dataDirectory = dataDir }
-                return settings
-            }
+    /// The data directory and scrypt parameters: the config, then --data-dir.
+    struct Store {
+        let settings: ServerSettings
+
+        init(_ arguments: ParsedArguments) throws {
+            var settings = try ServerSettings(configPath: arguments.value("config"))
+            if let dataDir = arguments.value("data-dir") { settings.server.dataDirectory = dataDir }
+            self.settings = settings
         }
 
         /// Opens the store with the server's lock held, so a running server's store is not changed under it.
         func withStore<R>(_ body: (AccountStore<AdministrationBackend>) throws -> R) throws -> R {
-            let settings = try settings
             do {
                 try Files.makeDirectory(settings.server.dataDirectory)
                 let lock = try DirectoryLock(path: settings.server.lockPath,
@@ -60,65 +61,76 @@ struct UserCommand: ParsableCommand {
         }
     }
 
-    struct Add: ParsableCommand {
-        static let configuration = CommandConfiguration(
-            abstract: "Create an account. The passcode is read from the terminal without echo (twice), or as one line of standard input.")
+    /// A command on one account: its name and the store.
+    struct Target {
+        let user: UserID
+        let store: Store
 
-        @Argument(help: "The user ID: 1–32 of a-z 0-9 . _ -, starting with a letter or digit.")
-        var name: String
-
-        @OptionGroup var store: StoreOptions
-
-        func run() throws {
-            let user = try Parse.user(name)
-            let digest = try newPasscodeDigest(for: user)
-            let result = try store.withStore { try $0.create(user: user, digest: digest, identityKey: nil) }
-            guard result == .created else { throw CLIError("\(user) already has an account") }
-            print("created \(user); the first sign-in binds its identity key")
+        init(_ arguments: ParsedArguments) throws {
+            user = try Parse.user(arguments.argument("NAME") ?? "")
+            store = try Store(arguments)
         }
     }
 
-    struct Remove: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Delete an account.")
+    struct Add: Command {
+        static let spec = CommandSpec(
+            "add", abstract: "Create an account. The passcode is read from the terminal without echo (twice), or as one line of standard input.",
+            discussion: "EXAMPLES:\n  securechat user add carol --data-dir /var/lib/securechat",
+            options: storeOptions, arguments: [nameArgument])
 
-        @Argument(help: "The user ID.")
-        var name: String
-
-        @OptionGroup var store: StoreOptions
+        let target: Target
+        init(_ arguments: ParsedArguments) throws { target = try Target(arguments) }
 
         func run() throws {
-            let user = try Parse.user(name)
-            guard try store.withStore({ try $0.remove(user: user) }) else { throw CLIError("there is no account \(user)") }
-            print("removed \(user)")
+            let digest = try newPasscodeDigest(for: target.user)
+            let result = try target.store.withStore { try $0.create(user: target.user, digest: digest, identityKey: nil) }
+            guard result == .created else { throw CLIError("\(target.user) already has an account") }
+            print("created \(target.user); the first sign-in binds its identity key")
         }
     }
 
-    struct Passwd: ParsableCommand {
-        static let configuration = CommandConfiguration(
-            abstract: "Set an account's passcode (the administrator's reset; users change theirs with `securechat passwd`).")
+    struct Remove: Command {
+        static let spec = CommandSpec("remove", abstract: "Delete an account.",
+                                      discussion: "EXAMPLES:\n  securechat user remove carol --data-dir /var/lib/securechat",
+                                      options: storeOptions, arguments: [nameArgument])
 
-        @Argument(help: "The user ID.")
-        var name: String
-
-        @OptionGroup var store: StoreOptions
+        let target: Target
+        init(_ arguments: ParsedArguments) throws { target = try Target(arguments) }
 
         func run() throws {
-            let user = try Parse.user(name)
-            let digest = try newPasscodeDigest(for: user)
-            guard try store.withStore({ try $0.setPasscode(user: user, digest: digest) }) else {
-                throw CLIError("there is no account \(user)")
+            guard try target.store.withStore({ try $0.remove(user: target.user) }) else { throw CLIError("there is no account \(target.user)") }
+            print("removed \(target.user)")
+        }
+    }
+
+    struct Passwd: Command {
+        static let spec = CommandSpec(
+            "passwd", abstract: "Set an account's passcode (the administrator's reset; users change theirs with `securechat passwd`).",
+            discussion: "EXAMPLES:\n  printf 'new-passcode\\n' | securechat user passwd carol",
+            options: storeOptions, arguments: [nameArgument])
+
+        let target: Target
+        init(_ arguments: ParsedArguments) throws { target = try Target(arguments) }
+
+        func run() throws {
+            let digest = try newPasscodeDigest(for: target.user)
+            guard try target.store.withStore({ try $0.setPasscode(user: target.user, digest: digest) }) else {
+                throw CLIError("there is no account \(target.user)")
             }
-            print("the passcode of \(user) is set")
+            print("the passcode of \(target.user) is set")
         }
     }
 
-    struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List the accounts, with each identity key's fingerprint (works while the server runs).")
+    struct List: Command {
+        static let spec = CommandSpec("list", abstract: "List the accounts, with each identity key's fingerprint (works while the server runs).",
+                                      discussion: "EXAMPLES:\n  securechat user list --data-dir /var/lib/securechat",
+                                      options: storeOptions)
 
-        @OptionGroup var store: StoreOptions
+        let store: Store
+        init(_ arguments: ParsedArguments) throws { store = try Store(arguments) }
 
         func run() throws {
-            let settings = try store.settings
+            let settings = store.settings
             guard Files.exists(settings.server.dataDirectory) else {
                 throw CLIError("\(settings.server.dataDirectory) does not exist: no server has used it (wrong --data-dir?)")
             }

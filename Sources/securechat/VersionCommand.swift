@@ -1,12 +1,13 @@
-import ArgumentParser
 import CBuildInfo
 import SecureChatBackends
+import SecureChatCommandLine
 
-struct VersionCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "version",
-        abstract: "Print the securechat version, the commit it was built from and its crypto libraries."
-    )
+struct VersionCommand: Command {
+    static let spec = CommandSpec(
+        "version", abstract: "Print the securechat version, the commit it was built from and its crypto libraries.",
+        discussion: "EXAMPLES:\n  securechat version")
+
+    init(_ arguments: ParsedArguments) {}
 
     func run() {
         print("securechat \(SecureChat.version) (commit \(String(cString: securechat_build_commit())), protocol version 1)")
