@@ -74,6 +74,15 @@ public enum NetworkWords {
         }
     }
 
+    /// Whether a connect failed because the local address and port are taken (an earlier
+    /// connection from the same port to the same place still in TIME_WAIT).
+    public static func isPortBusy(_ error: any Error) -> Bool {
+        switch errno(of: error) {
+        case EADDRNOTAVAIL?, EADDRINUSE?: return true
+        default: return false
+        }
+    }
+
     /// The errno behind `error`, looking inside NIO's wrappers (one per address tried: the
     /// most telling one wins, a refusal over a timeout over anything else).
     static func errno(of error: any Error) -> Int32? {

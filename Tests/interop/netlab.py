@@ -172,8 +172,9 @@ class Lab:
         return process
 
     def capture(self, host, path, interface="eth0"):
-        """tcpdump (root, as a capture is) of every TCP packet on `host`'s interface, into `path`."""
-        process = subprocess.Popen(["ip", "netns", "exec", self.ns(host), "tcpdump", "-i", interface, "-U", "-s", "0",
+        """tcpdump (root, as a capture is) of every TCP packet on `host`'s interface, into `path`.
+        Immediate mode: each packet is written as it comes, none waits in a buffer to be lost at the end."""
+        process = subprocess.Popen(["ip", "netns", "exec", self.ns(host), "tcpdump", "--immediate-mode", "-i", interface, "-U", "-s", "0",
                                     "-w", path, "tcp"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         # tcpdump says "listening on" once it captures.
         process.stderr.readline()

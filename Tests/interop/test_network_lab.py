@@ -32,7 +32,10 @@ def tearDownModule():
 class LabServer:
     def __init__(self, root, port, *flags):
         data = os.path.join(root, f"data-{port}")
-        self.process = LAB.start("server", [BINARY, "serve", "--listen", f":{port}", "--data-dir", data, *flags])
+        # Every test signs up new users, many from one router's address: more than the 5 an
+        # hour a server allows one address by default.
+        config = unprivileged.write_file(os.path.join(root, f"server-{port}.conf"), "signups-per-host = 1000\n")
+        self.process = LAB.start("server", [BINARY, "serve", "--listen", f":{port}", "--data-dir", data, "--config", config, *flags])
         self.key = self.process.expect(SERVER_LINE.pattern).group(1)
         self.port = port
 
@@ -116,10 +119,13 @@ class Placements(LabTest):
         self.call("c1", "a1", r"^direct through both routers$")
 
     def test_a_router_that_answers_with_resets(self):
-        # rR resets the SYN that a1's router lets out before rR has seen r1's own SYN: whether a
-        # simultaneous open wins depends on which SYN leaves first; the relay covers the rest.
-        path, _ = self.call("r1", "a1", r"^(direct through both routers|relayed by the server)$")
-        print(f"\n  rR (resets) → rA: {path}", flush=True)
+        # rR resets a SYN that arrives before r1's own SYN has opened the mapping. One try, as
+        # in FACTS.md, loses; but both sides keep dialling every 100 ms and a reset attempt is
+        # tried again, so a later SYN finds the mapping open (measured: direct every time, both
+        # ways). The relay would cover it otherwise, so either path is a connected call.
+        for caller, callee in (("r1", "a1"), ("a1", "r1")):
+            path, _ = self.call(caller, callee, r"^(direct through both routers|relayed by the server)$")
+            print(f"\n  {caller} → {callee} (r1 behind rR, which resets): {path}", flush=True)
 
     def test_ipv6_public_to_public_is_direct(self):
         self.call("v6a", "v6b", r"^direct, \[2001:db8:1::42\]:7500$", r"^direct, \[2001:db8:1::41\]:7500$")
@@ -127,8 +133,8 @@ class Placements(LabTest):
     def test_without_a_relay_an_unreachable_callee_is_refused_in_words(self):
         caller, callee = self.peer("a1", self.no_relay), self.peer("s1", self.no_relay)
         caller.send(f"/chat {callee.user}")
-        caller.expect(rf"^{callee.user} is online but could not be reached directly, and the server does not relay calls",
-                      timeout=20)
+        caller.expect(rf"^{callee.user} is online but could not be reached directly, and the server will not relay the call "
+                      rf"\(this server does not relay calls\); {callee.user} cannot be reached from here$", timeout=20)
         callee.drain(1)
         self.assertFalse([line for line in callee.lines if line.startswith("connected")], callee.lines)
 

@@ -384,9 +384,9 @@ extension PeerNode {
         case let .refused(reason):
             emit(.info(refusalWords(user, reason)))
         case let .unreachable(relayRefusal):
-            emit(.info("\(user) is online but could not be reached directly, and "
-                       + (relayRefusal.map { "the server does not relay this call (\($0))" } ?? "the server does not relay calls")
-                       + ": \(user) cannot be reached from here"))
+            // The server's reason ("this server does not relay calls", a limit) says which.
+            emit(.info("\(user) is online but could not be reached directly, and the server will not relay the call ("
+                       + (relayRefusal ?? "it gave no relay") + "); \(user) cannot be reached from here"))
         case .timedOut:
             emit(.info("no connection to \(user) within \(configuration.options.callSetup.callTimeout.components.seconds) s: "
                        + "\(user) could not be reached from here"))

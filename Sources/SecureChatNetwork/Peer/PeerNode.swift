@@ -228,15 +228,14 @@ public final class PeerNode<Backend: CryptoBackend> {
         // From our one port: the server then sees the router's mapping of it (§9.1). A name is
         // resolved first (off the loop), since the port is bound before connecting.
         let future = resolve(server).flatMap { address in
-            bound.value.bootstrapOnOurPort(family: address.protocol)
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(StreamHandler(
-                            onBytes: { buffer in bound.value.serverBytes(channel, buffer) },
-                            onEnd: { bound.value.serverEnded(channel) }))
-                    }
-                }
-                .connect(to: address)
+            bound.value.openServerChannel(to: address, fromOurPort: true).flatMapError { error in
+                // The last connection from our port to this server may still be in TIME_WAIT
+                // (a restart within a minute): connect from another port rather than fail.
+                guard NetworkWords.isPortBusy(error) else { return bound.value.eventLoop.makeFailedFuture(error) }
+                bound.value.emit(.info("note: port \(bound.value.port) is still held by the last connection to the server; "
+                                       + "connected from another port this time (a call through routers may need the relay)"))
+                return bound.value.openServerChannel(to: address, fromOurPort: false)
+            }
         }
         track(future)
         future.assumeIsolated().whenComplete { result in
@@ -251,6 +250,20 @@ public final class PeerNode<Backend: CryptoBackend> {
                 node.serverLost(NetworkWords.describe(error, while: .connecting(to: "the server", at: server)), canRetry: true)
             }
         }
+    }
+
+    private func openServerChannel(to address: SocketAddress, fromOurPort: Bool) -> EventLoopFuture<any Channel> {
+        let bound = loopBound
+        let bootstrap = fromOurPort ? bootstrapOnOurPort(family: address.protocol) : ClientBootstrap(group: eventLoop).connectTimeout(.seconds(10))
+        return bootstrap
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(StreamHandler(
+                        onBytes: { buffer in bound.value.serverBytes(channel, buffer) },
+                        onEnd: { bound.value.serverEnded(channel) }))
+                }
+            }
+            .connect(to: address)
     }
 
     /// `address`'s host as a socket address, resolving a name on a thread (never on the loop).
