@@ -3,10 +3,19 @@ public struct ArgumentError: Error, Equatable, Sendable, CustomStringConvertible
     /// The command the words were for (`["peer"]`), to point at its `--help`.
     public let command: [String]
     public let description: String
+    /// A wrong word in the wrong place (an unknown option): the usage helps. A known option
+    /// with a wrong value: the one line says it all.
+    public let showsUsage: Bool
 
-    public init(_ description: String, command: [String]) {
+    public init(_ description: String, command: [String], showsUsage: Bool = true) {
         self.description = description
         self.command = command
+        self.showsUsage = showsUsage
+    }
+
+    /// A known option's value that is not what it should be.
+    public static func badValue(_ description: String, command: [String]) -> ArgumentError {
+        ArgumentError(description, command: command, showsUsage: false)
     }
 }
 
@@ -42,7 +51,7 @@ public struct ParsedArguments: Equatable, Sendable {
     /// The value made into a `T`, or "--name: "text" is not <expected>".
     public func value<T>(_ name: String, expected: String, _ convert: (String) -> T?) throws(ArgumentError) -> T? {
         guard let text = value(name) else { return nil }
-        guard let converted = convert(text) else { throw ArgumentError("--\(name): \"\(text)\" is not \(expected)", command: command) }
+        guard let converted = convert(text) else { throw .badValue("--\(name): \"\(text)\" is not \(expected)", command: command) }
         return converted
     }
 

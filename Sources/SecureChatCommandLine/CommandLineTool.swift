@@ -62,8 +62,8 @@ public enum CommandLineTool {
             }
         } catch let error as ArgumentError {
             let command = ([root.name] + error.command).joined(separator: " ")
-            write(.error, "Error: \(visible(error.description))\n"
-                  + "Usage: \(HelpText.usage(root, path: error.command))\n  See '\(command) --help'.\n")
+            let usage = "Usage: \(HelpText.usage(root, path: error.command))\n  See '\(command) --help'.\n"
+            write(.error, "Error: \(visible(error.description))\n" + (error.showsUsage ? usage : ""))
             return 64
         } catch let status as ExitStatus {
             return status.code

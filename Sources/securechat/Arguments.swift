@@ -11,12 +11,12 @@ import SecureChatNetwork
 extension ParsedArguments {
     func listenAddress() throws -> HostPort? {
         guard let text = value("listen") else { return nil }
-        do { return try HostPort.listening(text) } catch { throw ArgumentError("--listen: \(error)", command: command) }
+        do { return try HostPort.listening(text) } catch { throw ArgumentError.badValue("--listen: \(error)", command: command) }
     }
 
     func serverAddress() throws -> HostPort? {
         guard let text = value("server") else { return nil }
-        do { return try HostPort.connecting(text) } catch { throw ArgumentError("--server: \(error)", command: command) }
+        do { return try HostPort.connecting(text) } catch { throw ArgumentError.badValue("--server: \(error)", command: command) }
     }
 
     func cipher() throws(ArgumentError) -> CipherKind? {
@@ -26,7 +26,7 @@ extension ParsedArguments {
     /// A user ID given as `--name` (or as the argument `name`).
     func user(_ name: String) throws -> UserID? {
         guard let text = value(name) ?? argument(name) else { return nil }
-        do { return try Parse.user(text) } catch { throw ArgumentError("\(error)", command: command) }
+        do { return try Parse.user(text) } catch { throw ArgumentError.badValue("\(error)", command: command) }
     }
 }
 

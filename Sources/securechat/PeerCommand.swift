@@ -29,7 +29,7 @@ struct PeerCommand: Command {
 
             Config-only settings (see Configs/peer.conf): known-peers, accept-ciphers, answer \
             (auto or ask), answer-timeout, call-timeout, relay-delay, direct, chat-keepalive, \
-            chat-timeout, keepalive, reconnect-max, timestamps.
+            chat-timeout, keepalive, reconnect-max, timestamps, trace.
 
             EXAMPLES:
               securechat peer --user ali --signup --server 192.0.2.10:7400 --server-key KEY
@@ -125,6 +125,7 @@ struct PeerSettings {
         if let interval = try file.duration("keepalive") { options.keepAliveInterval = interval }
         if let maximum = try file.duration("reconnect-max") { options.reconnectDelays.maximum = maximum }
         if let stamps = try file.boolean("timestamps") { timestamps = stamps }
+        if let trace = try file.take("trace", expected: "setup", { $0 == "setup" ? true : nil }) { options.traceSetup = trace }
         try file.requireAllUsed()
     }
 

@@ -64,7 +64,7 @@ struct CompletionsCommand: Command {
     init(_ arguments: ParsedArguments) throws {
         let word = arguments.argument("SHELL") ?? ""
         guard let shell = CompletionScript.Shell(rawValue: word) else {
-            throw ArgumentError("\"\(word)\" is not a shell this knows: bash, zsh or fish", command: [Self.spec.name])
+            throw ArgumentError.badValue("\"\(word)\" is not a shell this knows: bash, zsh or fish", command: [Self.spec.name])
         }
         self.shell = shell
     }

@@ -77,12 +77,12 @@ struct ArgumentParsingTests {
     func typedValues() throws {
         let parsed = try run(["run", "--key", "k", "--level", "12", "--name", "x"])
         #expect(try parsed.integer("level", in: 1...20) == 12)
-        #expect(throws: ArgumentError("--level: \"12\" is not a whole number from 1 to 5", command: ["run"])) {
+        #expect(throws: ArgumentError.badValue("--level: \"12\" is not a whole number from 1 to 5", command: ["run"])) {
             try parsed.integer("level", in: 1...5)
         }
         #expect(try parsed.integer("absent", in: 1...5) == nil)
         enum Colour: String, CaseIterable { case red, green, blue }
-        #expect(throws: ArgumentError("--name: \"x\" is not red, green or blue", command: ["run"])) { try parsed.choice("name", Colour.self) }
+        #expect(throws: ArgumentError.badValue("--name: \"x\" is not red, green or blue", command: ["run"])) { try parsed.choice("name", Colour.self) }
     }
 
     @Test("--help lists every option, marks the required ones, wraps text, keeps examples")

@@ -34,11 +34,11 @@ struct CallSetupTests {
     func firstAcceptedWins() {
         var (setup, _) = start([a, b])
         _ = setup.tick(now: at(100))
-        #expect(setup.connected(0) == [] && setup.connected(1) == [])
-        #expect(setup.accepted(1) == [.close(0), .won(1, .direct(b))])
+        #expect(setup.connected(0, now: at(20)) == [] && setup.connected(1, now: at(20)) == [])
+        #expect(setup.accepted(1, now: at(40)) == [.close(0), .won(1, .direct(b))])
         #expect(setup.isFinished && setup.winner == 1)
-        #expect(setup.accepted(0) == [.close(0)], "a late ACCEPTED on a loser closes it")
-        #expect(setup.connected(7) == [.close(7)], "a dial that connects after the race is closed")
+        #expect(setup.accepted(0, now: at(40)) == [.close(0)], "a late ACCEPTED on a loser closes it")
+        #expect(setup.connected(7, now: at(20)) == [.close(7)], "a dial that connects after the race is closed")
         #expect(setup.tick(now: at(5000)) == [])
     }
 
@@ -49,8 +49,8 @@ struct CallSetupTests {
         let actions = setup.tick(now: at(1000))
         #expect(actions.contains(.openRelay(1, token: "token")) && actions.contains(.tryingRelay))
         #expect(setup.route(of: 1) == .relay)
-        _ = setup.connected(1)
-        #expect(setup.accepted(1) == [.close(0), .won(1, .relayed)])
+        _ = setup.connected(1, now: at(20))
+        #expect(setup.accepted(1, now: at(40)) == [.close(0), .won(1, .relayed)])
     }
 
     @Test("no candidates at all: the relay at once; no relay either: a clear failure")
@@ -70,7 +70,7 @@ struct CallSetupTests {
         #expect(setup.tick(now: at(5000)).last == .failed(.unreachable(relayRefusal: nil)))
 
         var (held, _) = start([a], relay: "")
-        _ = held.connected(0)  // the callee is asking its user: the connection stays
+        _ = held.connected(0, now: at(20))  // the callee is asking its user: the connection stays
         #expect(held.tick(now: at(5000)) == [], "an open connection keeps the call alive")
         #expect(held.tick(now: at(30_000)) == [.close(0), .failed(.timedOut)])
     }
@@ -99,14 +99,33 @@ struct CallSetupTests {
         #expect(setup.incoming(from: b, now: at(30)) == nil)
     }
 
+    @Test("the trace counts the round trips waited for: 3 for the caller, 4 for the callee, one more per failed try first")
+    func roundTrips() {
+        var (caller, _) = start([a, b])
+        #expect(caller.roundTrips == nil, "not won yet")
+        _ = caller.closed(0, now: at(5))        // a reset SYN to a
+        _ = caller.tick(now: at(100))           // dial 1 to b
+        _ = caller.tick(now: at(200))           // dial 2 to a again
+        _ = caller.connected(2, now: at(201))
+        _ = caller.accepted(2, now: at(203))
+        #expect(caller.roundTrips == 4, "CALLREPLY, the failed try, the TCP open, the handshake")
+        #expect(caller.trace.map(\.step) == [.dialled(0, a), .closed(0), .dialled(1, b), .dialled(2, a), .connected(2), .accepted(2)])
+        #expect(caller.trace.last?.after == .milliseconds(203))
+
+        var (callee, _) = CallSetup.start(role: .callee, candidates: [a], relayToken: "token", firstAttempt: 0, now: t0)
+        let theirs = callee.incoming(from: b, now: at(2))
+        _ = callee.accepted(theirs ?? -1, now: at(4))
+        #expect(callee.roundTrips == 4, "CALLOFFER, their TCP open, the handshake, the caller's first record")
+    }
+
     @Test("how it connected, as the user is told")
     func paths() {
         let networks = CallSetup.Networks(peerObserved: b, peerBehindRouter: true, selfBehindRouter: true)
         var (throughRouters, _) = start([a, b, lan], networks: networks)
         _ = throughRouters.tick(now: at(100))
-        #expect(throughRouters.accepted(1).last == .won(1, .directThroughRouters(b)))
+        #expect(throughRouters.accepted(1, now: at(40)).last == .won(1, .directThroughRouters(b)))
         var (overLAN, _) = start([lan, a], networks: networks)
-        #expect(overLAN.accepted(0).last == .won(0, .direct(lan)))
+        #expect(overLAN.accepted(0, now: at(40)).last == .won(0, .direct(lan)))
         #expect(CallSetup.Path.directThroughRouters(b).description == "direct through both routers")
         #expect(CallSetup.Path.direct(lan).description == "direct, 192.168.1.5:7500")
         #expect(CallSetup.Path.relayed.description == "relayed by the server")

@@ -421,6 +421,26 @@ class Section5(PeerTest):
         answered.close()
 
 
+    def test_a_dial_that_arrives_before_its_call_offer_keeps_the_call(self):
+        # Under load the caller's message 1 can reach the callee before the server's CALLOFFER
+        # for the same call. Made certain here: the call is connected first (§5), then the
+        # CALLREQ. The offer must join that call, not end it and race again.
+        bianca = self.signed_in("bianca")
+        old = Section5Peer(self.server, "olda", PASSCODE)
+        self.addCleanup(old.close)
+        stream = old.call("bianca")
+        reply = old.control.request({"msgtype": "CALLREQ", "userid": "olda", "callee": "bianca"})
+        self.assertEqual(reply["status"], "SUCCESS", reply)
+        Section5Peer.say(stream, "still the same call")
+        bianca.expect(r"^connected to olda \(direct, ")
+        bianca.expect("^olda> still the same call$")
+        bianca.send("yes")
+        self.assertEqual(Section5Peer.hear(stream), "yes")
+        bianca.drain(1.5)  # past the relay delay: no second race started
+        self.assertFalse([line for line in bianca.lines if "trying the relay" in line or "Hang up" in line], bianca.lines)
+        stream.close()
+
+
 class AskFirst(PeerTest):
     """The shipped Configs/peer.conf with `answer = ask`: the user accepts or rejects a call."""
 

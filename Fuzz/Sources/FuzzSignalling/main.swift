@@ -18,9 +18,9 @@ public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
         let actions: [CallSetup.Action]
         switch byte & 0x0F {
         case 0: now = now.advanced(by: .milliseconds(Int64(byte) * 7)); actions = setup.tick(now: now)
-        case 1: actions = setup.connected(attempt)
+        case 1: actions = setup.connected(attempt, now: now)
         case 2: actions = setup.closed(attempt, now: now)
-        case 3: actions = setup.accepted(attempt)
+        case 3: actions = setup.accepted(attempt, now: now)
         case 4: actions = setup.refused(attempt, reason: "busy")
         case 5: _ = setup.incoming(from: Endpoint(address: .v4(0xC6336407), port: 1 + attempt), now: now); actions = []
         case 6: actions = setup.cancel()

@@ -92,6 +92,28 @@ public struct CallSetup: Sendable {
         }
     }
 
+    /// One step of the race, when it happened (since the start): the call set-up's trace, for
+    /// `trace = setup` and scripts/bench-paths.sh, which count round trips from it.
+    public struct TraceEntry: Equatable, Sendable {
+        public enum Step: Equatable, Sendable {
+            case dialled(Attempt, Endpoint)
+            case incoming(Attempt, Endpoint)
+            case relayOpened(Attempt)
+            /// The attempt's TCP connection (or relay leg) is open.
+            case connected(Attempt)
+            case closed(Attempt)
+            /// The call was accepted on the attempt: the handshake's answer came (caller), or
+            /// the caller's first record (callee).
+            case accepted(Attempt)
+        }
+
+        public let after: Duration
+        public let step: Step
+    }
+
+    /// At most this many entries are kept (a dial per 100 ms for the 30 s of a call time-out).
+    public static let traceLimit = 400
+
     private struct Live: Sendable {
         let route: Route
         let started: Instant
@@ -112,6 +134,7 @@ public struct CallSetup: Sendable {
     private var nextDialAt: Instant
     private var relayOpened = false
     private var outcome: Outcome?
+    public private(set) var trace: [TraceEntry] = []
 
     private enum Outcome: Equatable, Sendable { case won(Attempt), failed }
 
@@ -160,6 +183,45 @@ public struct CallSetup: Sendable {
         return times.min()
     }
 
+    /// The network round trips this side waited for, one after another, from `/chat` until
+    /// the call was accepted, counted from the trace (nil before the race is won):
+    ///   1. CALLREQ → CALLREPLY (the callee: the same CALLREQ, passed on as CALLOFFER), which
+    ///      started the race;
+    ///   2. the winning connection's TCP open (our dial, or theirs that reached us, or the relay
+    ///      leg), plus one more for every earlier attempt at the same place that failed first
+    ///      (a reset SYN that a retry had to follow);
+    ///   3. the handshake (message 1 → message 2);
+    ///   4. for the callee, the caller's first record after message 2 (key confirmation).
+    /// Timer waits (the 100 ms between dials, the relay delay) are not round trips: they are
+    /// in the trace's times.
+    public var roundTrips: Int? {
+        guard let winner else { return nil }
+        var opened: TraceEntry.Step?
+        for entry in trace {
+            switch entry.step {
+            case let .dialled(attempt, _), let .incoming(attempt, _), let .relayOpened(attempt):
+                if attempt == winner { opened = entry.step }
+            case .connected, .closed, .accepted: continue
+            }
+        }
+        let failedBefore = trace.filter { entry in
+            guard case let .closed(attempt) = entry.step, attempt < winner else { return false }
+            return sameTarget(trace, attempt, as: opened)
+        }.count
+        return 1 + (1 + failedBefore) + 1 + (role == .callee ? 1 : 0)
+    }
+
+    /// Whether `attempt` was opened the same way as `step` (a dial to the same endpoint, the relay).
+    private func sameTarget(_ trace: [TraceEntry], _ attempt: Attempt, as step: TraceEntry.Step?) -> Bool {
+        trace.contains { entry in
+            switch (entry.step, step) {
+            case let (.dialled(other, endpoint), .dialled(_, winning)?): return other == attempt && endpoint == winning
+            case let (.relayOpened(other), .relayOpened?): return other == attempt
+            default: return false
+            }
+        }
+    }
+
     // MARK: Events
 
     public mutating func tick(now: Instant) -> [Action] {
@@ -180,6 +242,7 @@ public struct CallSetup: Sendable {
             } else if now >= started.advanced(by: configuration.relayDelay) || candidates.isEmpty {
                 relayOpened = true
                 let attempt = newAttempt(.relay, now: now)
+                record(.relayOpened(attempt), now: now)
                 actions += [.openRelay(attempt, token: relayToken), .tryingRelay]
             }
         }
@@ -196,14 +259,16 @@ public struct CallSetup: Sendable {
         guard outcome == nil, configuration.directPaths else { return nil }
         let attempt = newAttempt(.accepted(endpoint), now: now)
         live[attempt]?.connected = true
+        record(.incoming(attempt, endpoint), now: now)
         return attempt
     }
 
     /// The attempt's TCP connection (or relay leg) is open: its handshake starts.
-    public mutating func connected(_ attempt: Attempt) -> [Action] {
+    public mutating func connected(_ attempt: Attempt, now: Instant) -> [Action] {
         // Late (the race is over, or this dial was already given up): not needed.
         guard outcome == nil, live[attempt] != nil else { return winner == attempt ? [] : [.close(attempt)] }
         live[attempt]?.connected = true
+        record(.connected(attempt), now: now)
         return []
     }
 
@@ -211,6 +276,7 @@ public struct CallSetup: Sendable {
     /// candidate is tried again on a later round (the relay leg is not).
     public mutating func closed(_ attempt: Attempt, now: Instant) -> [Action] {
         guard live.removeValue(forKey: attempt) != nil, outcome == nil else { return [] }
+        record(.closed(attempt), now: now)
         // The relay was the only way, and it is gone.
         if relayOpened, live.isEmpty, candidates.isEmpty { return fail(.unreachable(relayRefusal: relayRefusal)) }
         return []
@@ -224,9 +290,10 @@ public struct CallSetup: Sendable {
 
     /// The call was accepted on this attempt (the caller got ACCEPTED; the callee got the
     /// caller's first record): it wins, every other attempt is closed.
-    public mutating func accepted(_ attempt: Attempt) -> [Action] {
+    public mutating func accepted(_ attempt: Attempt, now: Instant) -> [Action] {
         guard outcome == nil, let winning = live.removeValue(forKey: attempt) else { return [.close(attempt)] }
         outcome = .won(attempt)
+        record(.accepted(attempt), now: now)
         let losers = live.keys.sorted().map { Action.close($0) }
         live = [:]
         return losers + [.won(attempt, path(of: winning.route))]
@@ -249,7 +316,9 @@ public struct CallSetup: Sendable {
             let endpoint = candidates[index]
             guard !live.values.contains(where: { $0.route == .dialled(endpoint) }) else { continue }
             nextCandidate = (index + 1) % candidates.count
-            return [.dial(newAttempt(.dialled(endpoint), now: now), endpoint)]
+            let attempt = newAttempt(.dialled(endpoint), now: now)
+            record(.dialled(attempt, endpoint), now: now)
+            return [.dial(attempt, endpoint)]
         }
         return []
     }
@@ -259,6 +328,11 @@ public struct CallSetup: Sendable {
         nextAttempt += 1
         live[attempt] = Live(route: route, started: now, connected: false)
         return attempt
+    }
+
+    private mutating func record(_ step: TraceEntry.Step, now: Instant) {
+        guard trace.count < Self.traceLimit else { return }
+        trace.append(TraceEntry(after: now.duration(since: started), step: step))
     }
 
     private func path(of route: Route) -> Path {

@@ -29,6 +29,8 @@ public struct PeerConfiguration: Sendable {
         public var timeouts = PeerTimeouts()
         /// Incoming connections not yet checked, at most (more are closed at once).
         public var maximumPendingIncoming = 16
+        /// Show each call set-up's trace and round trips (`trace = setup`: diagnostics, bench-paths).
+        public var traceSetup = false
 
         public init() {}
     }

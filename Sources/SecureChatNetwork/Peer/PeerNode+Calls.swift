@@ -27,8 +27,13 @@ extension PeerNode {
     /// the user is asked (the name is the server's, checked against the pinned key first).
     func callOffered(_ plan: CallPlan) {
         let caller = plan.peer
-        // A new offer from the same caller: the earlier call is over (the caller gave it up).
-        if calls[caller]?.role == .callee { endCall(caller) }
+        if let existing = calls[caller], existing.role == .callee {
+            // The caller's dial reached us, and we checked it with the server (§5), before this
+            // offer for the same call came: that connection carries it, nothing to race.
+            if existing.setup == nil, existing.record?.key == plan.key { return }
+            // A new offer from the same caller: the earlier call is over (the caller gave it up).
+            endCall(caller)
+        }
         guard calls[caller] == nil else { return }
         var addresses = Set(plan.candidates.map(\.address))
         if let observed = plan.peerNetwork?.observed { addresses.insert(observed.address) }
@@ -95,28 +100,34 @@ extension PeerNode {
     /// Message 1 named `user` as the caller (its key is in the handshake): check the call.
     private func checkCaller(_ id: LinkID, _ user: UserID) {
         links[id]?.call = user
-        if let call = calls[user] {
-            guard call.role == .callee, call.record != nil else {
-                // We are calling them as they call us: one of the two calls has to give way.
-                return answer(id, .busy)
-            }
-            if links[id]?.attempt == nil, case let .accepted(source)? = links[id]?.route, var setup = call.setup {
-                // A connection the race does not want (it is over, or direct paths are off).
-                guard let attempt = setup.incoming(from: source, now: Self.now()) else { return dropLink(id) }
-                calls[user]?.setup = setup
-                calls[user]?.links[attempt] = id
-                links[id]?.attempt = attempt
-            }
-            return decide(user, nil, link: id)
-        }
-        // No CALLOFFER: a §5 caller. Ask the server about them (§5.2).
+        if let call = calls[user] { return join(id, call, of: user) }
+        // No CALLOFFER (yet): a §5 caller, or the offer is still on its way. Ask the server
+        // about them (§5.2); an offer that comes meanwhile takes this connection in.
         guard session?.isSignedIn == true else { return answer(id, .notVerified) }
         sessionDo { $0.checkIncoming(from: user, token: id) }
     }
 
+    /// A connection whose message 1 named `user`, with whom a call is known: it joins that call.
+    private func join(_ id: LinkID, _ call: Call, of user: UserID) {
+        guard call.role == .callee, call.record != nil else {
+            // We are calling them as they call us: one of the two calls has to give way.
+            return answer(id, .busy)
+        }
+        if links[id]?.attempt == nil, case let .accepted(source)? = links[id]?.route, var setup = call.setup {
+            // A connection the race does not want (it is over, or direct paths are off).
+            guard let attempt = setup.incoming(from: source, now: Self.now()) else { return dropLink(id) }
+            calls[user]?.setup = setup
+            calls[user]?.links[attempt] = id
+            links[id]?.attempt = attempt
+        }
+        decide(user, nil, link: id)
+    }
+
     /// The server's answer about a §5 caller: the call is checked like an offered one.
     func incomingLookedUp(_ id: LinkID, _ reply: ControlMessage.LookupReply) {
-        guard let user = links[id]?.call, calls[user] == nil else { return }
+        guard let user = links[id]?.call else { return }
+        // The CALLOFFER came while we asked: the connection joins the offered call.
+        if let call = calls[user] { return join(id, call, of: user) }
         let record = CallerRecord(lookup: reply, for: user)
         var decision = Decision.accept
         if record != nil, configuration.options.askBeforeAnswering, links[id]?.connection.check(record, pinnedKey: pinnedKeys[user], busy: isBusy(besides: user)) == nil {
@@ -246,7 +257,7 @@ extension PeerNode {
             // A §5 call: its one connection carries it.
             return becomeChat(id, user, path: Self.path(of: links[id]?.route))
         }
-        setupDo(user) { $0.accepted(attempt) }
+        setupDo(user) { $0.accepted(attempt, now: Self.now()) }
     }
 
     private static func path(of route: CallSetup.Route?) -> String {
@@ -363,6 +374,7 @@ extension PeerNode {
             case let .close(attempt):
                 if let id = calls[user]?.links.removeValue(forKey: attempt) { dropLink(id) }
             case let .won(attempt, path):
+                if configuration.options.traceSetup, let setup = calls[user]?.setup { showTrace(of: setup, with: user) }
                 if let id = calls[user]?.links[attempt] { becomeChat(id, user, path: path.description) }
             case .tryingRelay:
                 emit(.info("\(user) could not be reached directly yet; trying the relay…"))
@@ -370,6 +382,24 @@ extension PeerNode {
                 callFailed(user, failure)
             }
         }
+    }
+
+    /// `trace = setup`: the race as it happened, one line per step, then the round trips.
+    private func showTrace(of setup: CallSetup, with user: UserID) {
+        for entry in setup.trace {
+            let milliseconds = Double(entry.after.components.attoseconds) / 1e15 + Double(entry.after.components.seconds) * 1000
+            let step: String
+            switch entry.step {
+            case let .dialled(attempt, endpoint): step = "dialled #\(attempt) \(endpoint)"
+            case let .incoming(attempt, endpoint): step = "incoming #\(attempt) \(endpoint)"
+            case let .relayOpened(attempt): step = "relay #\(attempt)"
+            case let .connected(attempt): step = "connected #\(attempt)"
+            case let .closed(attempt): step = "closed #\(attempt)"
+            case let .accepted(attempt): step = "accepted #\(attempt)"
+            }
+            emit(.info("trace \(user) +\(milliseconds.formatted3) ms \(step)"))
+        }
+        emit(.info("trace \(user) \(setup.role == .caller ? "caller" : "callee"): \(setup.roundTrips ?? 0) round trips"))
     }
 
     private func callFailed(_ user: UserID, _ failure: CallSetup.Failure) {
@@ -487,7 +517,7 @@ extension PeerNode {
                     return channel.close(promise: nil)
                 }
                 if !first.isEmpty { channel.writeAndFlush(ByteBuffer(bytes: first), promise: nil) }
-                node.setupDo(user) { $0.connected(attempt) }
+                node.setupDo(user) { $0.connected(attempt, now: Self.now()) }
             case .failure:
                 if let id = node.calls[user]?.links.removeValue(forKey: attempt) { node.dropLink(id) }
                 node.setupDo(user) { $0.closed(attempt, now: Self.now()) }
@@ -535,5 +565,14 @@ extension PeerNode {
         return "in a call with \(chat.peer) (\(chat.path)); this end \(local), other end \(remote)"
             + (link.route == .relay ? " (the server)" : "")
             + "; \(chat.peer)'s fingerprint \(theirs), yours \(fingerprint(configuration.identity.publicKey))"
+    }
+}
+
+extension Double {
+    /// Three decimals, without Foundation's formatting.
+    fileprivate var formatted3: String {
+        let thousandths = Int((self * 1000).rounded())
+        let fraction = String(thousandths % 1000)
+        return "\(thousandths / 1000)." + String(repeating: "0", count: 3 - fraction.count) + fraction
     }
 }
