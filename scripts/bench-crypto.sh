@@ -27,7 +27,7 @@ done
 python3 - "$seconds" <<'PY'
 import json, sys
 # Best of the rounds: the highest rate, except for the ratios and latencies, where lower is better.
-lower_is_better = ("ik-vs-floor", "connect-")
+lower_is_better = ("ik-vs-floor", "connect ")
 rounds = [json.load(open(f".build/bench.{n}.json")) for n in (1, 2, 3)]
 best = rounds[0]
 for result in best["results"]:

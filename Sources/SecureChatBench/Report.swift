@@ -95,10 +95,12 @@ public struct BenchReport: Sendable {
             }
             lines.append("")
         }
-        if let p50 = value("connect-p50"), let p99 = value("connect-p99") {
-            let trials = value("connect-trials").map { Int($0) } ?? 0
-            lines.append("Peer-to-peer connect over loopback, /chat to both chatting (\(trials) calls): "
-                         + "p50 \(Self.format(p50, digits: 2)) ms, p99 \(Self.format(p99, digits: 2)) ms")
+        if let trials = value("connect trials") {
+            lines.append("Peer-to-peer connect over loopback, /chat to both chatting (\(Int(trials)) calls each):")
+            for path in ["direct", "relayed"] {
+                guard let p50 = value("connect \(path) p50"), let p99 = value("connect \(path) p99") else { continue }
+                lines.append("  \(path.padding(to: 8)) p50 \(Self.format(p50, digits: 2)) ms, p99 \(Self.format(p99, digits: 2)) ms")
+            }
             lines.append("")
         }
         lines.append(recommendation)

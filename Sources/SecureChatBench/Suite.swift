@@ -2,7 +2,7 @@ import SecureChatCore
 import SecureChatCrypto
 
 /// One measured figure. `key` names it the same way in the JSON, in the C baseline's output and
-/// in scripts/bench-crypto.sh: "seal openssl aesgcm 1024", "x25519-dh gcrypt", "connect-p50".
+/// in scripts/bench-crypto.sh: "seal openssl aesgcm 1024", "x25519-dh gcrypt", "connect direct p50".
 public struct BenchResult: Sendable, Equatable {
     public var measure: String
     public var backend: String?

@@ -6,10 +6,13 @@ import SecureChatCore
 import SecureChatCrypto
 import SecureChatNetwork
 
-/// The peer-to-peer connect latency of `securechat bench`: a throwaway server and two peers in
-/// this process over loopback, in a temporary directory removed afterwards. Each call is timed
-/// from `/chat` until both sides report the chat connected, then hung up.
+/// The peer-to-peer connect latency of `securechat bench`: a throwaway server and peers in this
+/// process over loopback, in a temporary directory removed afterwards. Each call is timed from
+/// `/chat` until both sides report the chat connected, then hung up: once for each path the
+/// loopback can build, direct and relayed by the server (peers with `direct = no`).
 enum ConnectLatency<Backend: CryptoBackend> {
+    enum Path: String, CaseIterable { case direct, relayed }
+
     static func measure(calls: Int) async throws -> [BenchResult] {
         guard let directory = makeTemporaryDirectory() else { throw CLIError("cannot create a temporary directory") }
         var server = ServerConfiguration()
@@ -20,29 +23,25 @@ enum ConnectLatency<Backend: CryptoBackend> {
         server.presenceBroadcast = false
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let silent = Logger(label: "securechat.bench", factory: { _ in SwiftLogNoOpLogHandler() })
-        var latencies = [Double]()
+        var results = [BenchResult]()
         var failure: (any Error)?
         do {
             let rendezvous = try await RendezvousServer<Backend>.start(configuration: server, group: group, logger: silent)
             do {
                 let address = HostPort(host: "127.0.0.1", port: rendezvous.localAddress.port ?? 0)
-                let ali = try await BenchPeer<Backend>.start("ali", server: address, key: rendezvous.publicKey, group: group, directory: directory)
-                let bianca = try await BenchPeer<Backend>.start("bianca", server: address, key: rendezvous.publicKey, group: group, directory: directory)
-                let clock = ContinuousClock()
-                for _ in 0..<calls {
-                    let start = clock.now
-                    ali.handle.submit(.chat(bianca.user))
-                    try await ali.await { if case .connected(bianca.user, _) = $0 { true } else { false } }
-                    try await bianca.await { if case .connected(ali.user, _) = $0 { true } else { false } }
-                    latencies.append((clock.now - start).seconds * 1000)
-                    ali.handle.submit(.hangUp)
-                    try await ali.await { if case .hangUp = $0 { true } else { false } }
-                    try await bianca.await { if case .hangUp = $0 { true } else { false } }
+                for path in Path.allCases {
+                    let start = { (name: String) in
+                        try await BenchPeer<Backend>.start("\(name)-\(path)", server: address, key: rendezvous.publicKey, group: group,
+                                                           directory: directory, directPaths: path == .direct)
+                    }
+                    let latencies = try await time(calls, from: try await start("ali"), to: try await start("bianca"))
+                    let percentile = { (fraction: Double) in
+                        latencies[min(latencies.count - 1, Int((Double(latencies.count) * fraction).rounded(.up)) - 1)]
+                    }
+                    results += [BenchResult("connect \(path) p50", value: percentile(0.5), unit: "ms"),
+                                BenchResult("connect \(path) p99", value: percentile(0.99), unit: "ms")]
                 }
-                for peer in [ali, bianca] {
-                    peer.handle.submit(.quit)
-                    try await peer.await { $0 == .stopped }
-                }
+                results.append(BenchResult("connect trials", value: Double(calls), unit: "calls"))
             } catch {
                 failure = error
             }
@@ -53,11 +52,28 @@ enum ConnectLatency<Backend: CryptoBackend> {
         try? await group.shutdownGracefully()
         removeTree(directory)
         if let failure { throw failure }
-        latencies.sort()
-        let percentile = { (fraction: Double) in latencies[min(latencies.count - 1, Int((Double(latencies.count) * fraction).rounded(.up)) - 1)] }
-        return [BenchResult("connect-p50", value: percentile(0.5), unit: "ms"),
-                BenchResult("connect-p99", value: percentile(0.99), unit: "ms"),
-                BenchResult("connect-trials", value: Double(latencies.count), unit: "calls")]
+        return results
+    }
+
+    /// `calls` calls from `caller` to `callee`, each hung up, then both quit: the sorted latencies in ms.
+    private static func time(_ calls: Int, from caller: BenchPeer<Backend>, to callee: BenchPeer<Backend>) async throws -> [Double] {
+        var latencies = [Double]()
+        let clock = ContinuousClock()
+        for _ in 0..<calls {
+            let start = clock.now
+            caller.handle.submit(.chat(callee.user))
+            try await caller.await { if case .connected(callee.user, _) = $0 { true } else { false } }
+            try await callee.await { if case .connected(caller.user, _) = $0 { true } else { false } }
+            latencies.append((clock.now - start).seconds * 1000)
+            caller.handle.submit(.hangUp)
+            try await caller.await { if case .hangUp = $0 { true } else { false } }
+            try await callee.await { if case .hangUp = $0 { true } else { false } }
+        }
+        for peer in [caller, callee] {
+            peer.handle.submit(.quit)
+            try await peer.await { $0 == .stopped }
+        }
+        return latencies.sorted()
     }
 
     private static func makeTemporaryDirectory() -> String? {
@@ -86,12 +102,13 @@ private struct BenchPeer<Backend: CryptoBackend> {
     private let events: AsyncStream<PeerEvent>.Iterator.Box
 
     static func start(_ name: String, server: HostPort, key: X25519PublicKey, group: MultiThreadedEventLoopGroup,
-                      directory: String) async throws -> BenchPeer {
+                      directory: String, directPaths: Bool) async throws -> BenchPeer {
         let user = UserID(name)!
         let passcode = SecretBytes(Array("bench passcode of \(name)".utf8))
         var options = PeerConfiguration.Options()
         options.signUp = true
         options.listen = HostPort(host: "127.0.0.1", port: 0)
+        options.callSetup.directPaths = directPaths
         let configuration = PeerConfiguration(
             user: user, passcodeDigest: try PasscodeDigest.wire(userID: user, passcode: passcode, backend: Backend.self),
             server: server, serverKey: key, identity: try Backend.generateX25519KeyPair(),

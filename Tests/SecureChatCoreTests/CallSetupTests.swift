@@ -118,6 +118,18 @@ struct CallSetupTests {
         #expect(callee.roundTrips == 4, "CALLOFFER, their TCP open, the handshake, the caller's first record")
     }
 
+    @Test("behind one router with the other side: its LAN addresses are dialled before the shared public one")
+    func sameRouterDialsTheLANFirst() {
+        let shared = CallSetup.Networks(peerObserved: a, peerBehindRouter: true, selfBehindRouter: true,
+                                        selfObserved: Endpoint("203.0.113.5:7501")!)
+        var (setup, first) = start([a, lan], networks: shared)
+        #expect(first == [.dial(0, lan)])
+        #expect(setup.tick(now: at(100)) == [.dial(1, a)])
+        let elsewhere = CallSetup.Networks(peerObserved: a, peerBehindRouter: true, selfBehindRouter: true,
+                                           selfObserved: Endpoint("198.51.100.7:7500")!)
+        #expect(start([a, lan], networks: elsewhere).1 == [.dial(0, a)], "different routers: the order given")
+    }
+
     @Test("how it connected, as the user is told")
     func paths() {
         let networks = CallSetup.Networks(peerObserved: b, peerBehindRouter: true, selfBehindRouter: true)

@@ -165,9 +165,11 @@ class Lab:
 
     # --- running ----------------------------------------------------------------------------
 
-    def start(self, host, args, env=None):
-        """The real binary (as the unprivileged user) in `host`'s namespace."""
-        process = Process(["ip", "netns", "exec", self.ns(host), *unprivileged.command(args)], env=env, privileged=True)
+    def start(self, host, args, env=None, as_root=False):
+        """The real binary (as the unprivileged user) in `host`'s namespace; `as_root` for test
+        tools of our own (the Python stream endpoints, whose interpreter may be in root's home)."""
+        command = list(args) if as_root else unprivileged.command(args)
+        process = Process(["ip", "netns", "exec", self.ns(host), *command], env=env, privileged=True)
         self.processes.append(process)
         return process
 

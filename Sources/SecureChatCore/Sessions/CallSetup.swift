@@ -78,17 +78,29 @@ public struct CallSetup: Sendable {
         case failed(Failure)
     }
 
-    /// What is known about the two sides' networks, to say how the call connected.
+    /// What is known about the two sides' networks, to order the dials and to say how the call
+    /// connected.
     public struct Networks: Equatable, Sendable {
         /// The other side's address as the server saw it, and whether it is behind a router.
         public var peerObserved: Endpoint?
         public var peerBehindRouter: Bool
         public var selfBehindRouter: Bool
+        /// Our own address as the server saw it.
+        public var selfObserved: Endpoint?
 
-        public init(peerObserved: Endpoint? = nil, peerBehindRouter: Bool = false, selfBehindRouter: Bool = false) {
+        public init(peerObserved: Endpoint? = nil, peerBehindRouter: Bool = false, selfBehindRouter: Bool = false,
+                    selfObserved: Endpoint? = nil) {
             self.peerObserved = peerObserved
             self.peerBehindRouter = peerBehindRouter
             self.selfBehindRouter = selfBehindRouter
+            self.selfObserved = selfObserved
+        }
+
+        /// Both sides reach the server from one public address: behind one router, most likely
+        /// on one LAN, where that address is no way to each other (few routers loop back).
+        var shareRouter: Bool {
+            guard let peer = peerObserved, let own = selfObserved else { return false }
+            return peer.address == own.address
         }
     }
 
@@ -143,7 +155,11 @@ public struct CallSetup: Sendable {
     public static func start(role: Role, candidates: [Endpoint], relayToken: String, relayRefusal: String? = nil,
                              networks: Networks = Networks(), configuration: Configuration = Configuration(),
                              firstAttempt: Attempt, now: Instant) -> (CallSetup, [Action]) {
-        var setup = CallSetup(role: role, configuration: configuration, candidates: configuration.directPaths ? candidates : [],
+        // Behind one router: the other side's own (LAN) addresses first, the shared public one last.
+        let ordered = networks.shareRouter
+            ? candidates.filter { $0.address != networks.peerObserved?.address } + candidates.filter { $0.address == networks.peerObserved?.address }
+            : candidates
+        var setup = CallSetup(role: role, configuration: configuration, candidates: configuration.directPaths ? ordered : [],
                               relayToken: relayToken,
                               relayRefusal: relayRefusal, networks: networks, started: now, nextAttempt: firstAttempt)
         let actions = setup.tick(now: now)

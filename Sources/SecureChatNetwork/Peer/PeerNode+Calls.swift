@@ -12,7 +12,8 @@ extension PeerNode {
     func startCall(_ plan: CallPlan, role: CallSetup.Role, record: CallerRecord? = nil, decision: Decision = .accept) {
         let networks = CallSetup.Networks(peerObserved: plan.peerNetwork?.observed,
                                           peerBehindRouter: plan.peerNetwork?.behindRouter ?? false,
-                                          selfBehindRouter: session?.ownNetwork?.behindRouter ?? false)
+                                          selfBehindRouter: session?.ownNetwork?.behindRouter ?? false,
+                                          selfObserved: session?.ownNetwork?.observed)
         let (setup, actions) = CallSetup.start(role: role, candidates: plan.candidates, relayToken: plan.relayToken,
                                                relayRefusal: plan.relayRefusal, networks: networks,
                                                configuration: configuration.options.callSetup, firstAttempt: 0, now: Self.now())
