@@ -12,17 +12,29 @@ public protocol CryptoBackend: Sendable {
     /// The C library and its version, for `securechat version`.
     static var libraryDescription: String { get }
 
-    /// Raw X25519 (RFC 7748): `scalar` and `point` are 32 bytes, the result goes into `output`
-    /// (32 bytes). It is not checked for all zeros; `x25519SharedSecret` does that.
-    static func x25519(scalar: UnsafeRawBufferPointer, point: UnsafeRawBufferPointer,
+    /// An X25519 private key in the library's own form, made once and used for every DH with
+    /// it (OpenSSL: an `EVP_PKEY`, whose import computes the public key): so a DH is one scalar
+    /// multiplication, not an import and a multiplication. Freed and wiped with its last reference.
+    associatedtype PrivateKey: AnyObject & Sendable
+
+    /// Imports a 32-byte private key; writes its public key (32 bytes) into `publicKey`.
+    static func importPrivateKey(_ scalar: UnsafeRawBufferPointer,
+                                 publicKey: UnsafeMutableRawBufferPointer) throws -> PrivateKey
+
+    /// A new private key from the library's key generator (the fixed-base method where it has
+    /// one); writes the raw scalar (for a key file) and the public key, 32 bytes each.
+    static func generatePrivateKey(scalar: UnsafeMutableRawBufferPointer,
+                                   publicKey: UnsafeMutableRawBufferPointer) throws -> PrivateKey
+
+    /// X25519 (RFC 7748) of `key` and the 32-byte `point` into `output` (32 bytes): one scalar
+    /// multiplication. Not checked for all zeros; `x25519SharedSecret` does that.
+    static func x25519(_ key: PrivateKey, point: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws
+
+    /// SHA-256 of `first` followed by `second` into `output` (32 bytes), without copying them
+    /// together and without a heap allocation (MixHash and HMAC run on it). `output` may be
+    /// the memory of either input.
+    static func sha256(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer,
                        into output: UnsafeMutableRawBufferPointer) throws
-
-    /// SHA-256 of `message` into `output` (32 bytes).
-    static func sha256(_ message: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws
-
-    /// HMAC-SHA256 of `message` under `key` (any length, including zero) into `output` (32 bytes).
-    static func hmacSHA256(key: UnsafeRawBufferPointer, message: UnsafeRawBufferPointer,
-                           into output: UnsafeMutableRawBufferPointer) throws
 
     /// scrypt (RFC 7914) into `output`.
     static func scrypt(password: UnsafeRawBufferPointer, salt: UnsafeRawBufferPointer,
@@ -60,6 +72,11 @@ public enum DigestSize {
 // MARK: - Conveniences shared by every backend
 
 extension CryptoBackend {
+    /// SHA-256 of `message` into `output` (32 bytes).
+    public static func sha256(_ message: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws {
+        try sha256(message, UnsafeRawBufferPointer(start: nil, count: 0), into: output)
+    }
+
     public static func sha256(_ message: UnsafeRawBufferPointer) throws -> [UInt8] {
         var digest = [UInt8](repeating: 0, count: DigestSize.sha256)
         try digest.withUnsafeMutableBytes { (out) in try sha256(message, into: out) }

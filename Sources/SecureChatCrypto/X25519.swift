@@ -9,55 +9,87 @@ public struct X25519PublicKey: Hashable, Sendable {
     }
 }
 
-/// An X25519 key pair. The private half is `SecretBytes`, wiped when released.
+/// An X25519 key pair: the raw private half as `SecretBytes` (wiped when released, written to
+/// key files), the public half, and the private key in the form of the backend that made the
+/// pair, so that every DH with it is one scalar multiplication.
 public struct X25519KeyPair: Sendable {
     public let privateKey: SecretBytes
     public let publicKey: X25519PublicKey
+    /// The making backend's `PrivateKey`; another backend imports `privateKey` when it needs to.
+    let backendKey: any AnyObject & Sendable
+    /// For a long-lived static key: DH(this key, a remote static key), kept (see `StaticSecretCache`).
+    public let staticSecrets: StaticSecretCache?
+
+    init(privateKey: SecretBytes, publicKey: X25519PublicKey, backendKey: any AnyObject & Sendable,
+         staticSecrets: StaticSecretCache? = nil) {
+        self.privateKey = privateKey
+        self.publicKey = publicKey
+        self.backendKey = backendKey
+        self.staticSecrets = staticSecrets
+    }
+
+    /// The same key pair, keeping up to `capacity` static–static secrets: for the server's key
+    /// and a peer's identity, which meet the same remote static keys again and again.
+    public func keepingStaticSecrets(capacity: Int) -> X25519KeyPair {
+        X25519KeyPair(privateKey: privateKey, publicKey: publicKey, backendKey: backendKey,
+                      staticSecrets: StaticSecretCache(capacity: capacity))
+    }
 }
 
-/// The u-coordinate of the Curve25519 base point.
-private let basePoint: [UInt8] = [9] + [UInt8](repeating: 0, count: 31)
-
 extension CryptoBackend {
-    /// A new key pair from the backend's CSPRNG.
+    /// A new key pair from the library's key generator.
     public static func generateX25519KeyPair() throws -> X25519KeyPair {
         let privateKey = SecretBytes(count: X25519PublicKey.byteCount)
-        try privateKey.withUnsafeMutableBytes { (out) in try randomBytes(into: out) }
-        return try x25519KeyPair(privateKey: privateKey)
+        var publicBytes = [UInt8](repeating: 0, count: X25519PublicKey.byteCount)
+        let key = try privateKey.withUnsafeMutableBytes { (scalar) in
+            try publicBytes.withUnsafeMutableBytes { (out) in try generatePrivateKey(scalar: scalar, publicKey: out) }
+        }
+        return X25519KeyPair(privateKey: privateKey, publicKey: try X25519PublicKey(bytes: publicBytes), backendKey: key)
     }
 
     /// The key pair for an existing private key (32 bytes, clamped by X25519 itself).
     public static func x25519KeyPair(privateKey: SecretBytes) throws -> X25519KeyPair {
         try requireLength(privateKey.count, X25519PublicKey.byteCount, "X25519 private key")
         var publicBytes = [UInt8](repeating: 0, count: X25519PublicKey.byteCount)
-        try privateKey.withUnsafeBytes { (scalar) in
-            try basePoint.withUnsafeBytes { (point) in
-                try publicBytes.withUnsafeMutableBytes { (out) in
-                    try x25519(scalar: scalar, point: point, into: out)
-                }
+        let key = try privateKey.withUnsafeBytes { (scalar) in
+            try publicBytes.withUnsafeMutableBytes { (out) in try importPrivateKey(scalar, publicKey: out) }
+        }
+        return X25519KeyPair(privateKey: privateKey, publicKey: try X25519PublicKey(bytes: publicBytes), backendKey: key)
+    }
+
+    /// This backend's form of the pair's private key: the one it holds, or (a pair another
+    /// backend made) imported now.
+    static func privateKey(of keyPair: X25519KeyPair) throws -> PrivateKey {
+        if let key = keyPair.backendKey as? PrivateKey { return key }
+        return try keyPair.privateKey.withUnsafeBytes { (scalar) in
+            try withUnsafeTemporaryAllocation(byteCount: X25519PublicKey.byteCount, alignment: 1) { (unused) in
+                try importPrivateKey(scalar, publicKey: unused)
             }
         }
-        return X25519KeyPair(privateKey: privateKey, publicKey: try X25519PublicKey(bytes: publicBytes))
     }
 
     /// Diffie-Hellman: the shared secret, refused when it is all zeros (a low-order public key).
-    public static func x25519SharedSecret(privateKey: SecretBytes, publicKey: X25519PublicKey) throws -> SecretBytes {
+    public static func x25519SharedSecret(_ keyPair: X25519KeyPair, _ publicKey: X25519PublicKey) throws -> SecretBytes {
         let shared = SecretBytes(count: X25519PublicKey.byteCount)
-        try shared.withUnsafeMutableBytes { (out) in
-            try x25519SharedSecret(privateKey: privateKey, publicKey: publicKey, into: out)
-        }
+        try shared.withUnsafeMutableBytes { (out) in try x25519SharedSecret(keyPair, publicKey, into: out) }
         return shared
     }
 
+    /// DH of two static keys (Noise's `ss`): the same for every handshake between them, so taken
+    /// from the local pair's cache when it keeps one, as WireGuard's `precomputedStaticStatic`.
+    public static func staticStaticSecret(_ local: X25519KeyPair, _ remote: X25519PublicKey) throws -> SecretBytes {
+        guard let cache = local.staticSecrets else { return try x25519SharedSecret(local, remote) }
+        return try cache.secret(for: remote) { try x25519SharedSecret(local, remote) }
+    }
+
     /// Diffie-Hellman into a caller-owned 32-byte buffer; refuses an all-zero result.
-    public static func x25519SharedSecret(privateKey: SecretBytes, publicKey: X25519PublicKey,
+    public static func x25519SharedSecret(_ keyPair: X25519KeyPair, _ publicKey: X25519PublicKey,
                                           into output: UnsafeMutableRawBufferPointer) throws {
-        try requireLength(privateKey.count, X25519PublicKey.byteCount, "X25519 private key")
-        try privateKey.withUnsafeBytes { (scalar) in
-            try publicKey.bytes.withUnsafeBytes { (point) in
-                try x25519(scalar: scalar, point: point, into: output)
-            }
+        let key = try privateKey(of: keyPair)
+        try publicKey.bytes.withUnsafeBytes { (point) in try x25519(key, point: point, into: output) }
+        if constantTimeIsZero(UnsafeRawBufferPointer(output)) {
+            secureWipe(output)
+            throw CryptoError.zeroSharedSecret
         }
-        if constantTimeIsZero(UnsafeRawBufferPointer(output)) { throw CryptoError.zeroSharedSecret }
     }
 }

@@ -1,18 +1,53 @@
 import CGcrypt
 import SecureChatCrypto
 
+/// An X25519 private key for libgcrypt: the scalar, in memory of its own that is wiped when the
+/// last reference goes (libgcrypt's `gcry_ecc_mul_point` takes the scalar as bytes).
+public final class GcryptPrivateKey: @unchecked Sendable {
+    // @unchecked: written once, when made; read-only afterwards.
+    let scalar: UnsafeMutableRawBufferPointer
+
+    init() { scalar = .allocate(byteCount: 32, alignment: 16) }
+
+    deinit {
+        secureWipe(scalar)
+        scalar.deallocate()
+    }
+}
+
+/// The u-coordinate of the Curve25519 base point.
+private let basePoint: [UInt8] = [9] + [UInt8](repeating: 0, count: 31)
+
 extension GcryptBackend {
+    public typealias PrivateKey = GcryptPrivateKey
+
+    public static func importPrivateKey(_ scalar: UnsafeRawBufferPointer,
+                                        publicKey: UnsafeMutableRawBufferPointer) throws -> GcryptPrivateKey {
+        try requireLength(scalar.count, 32, "X25519 private key")
+        let key = GcryptPrivateKey()
+        key.scalar.copyMemory(from: scalar)
+        try basePoint.withUnsafeBytes { (base) in try x25519(key, point: base, into: publicKey) }
+        return key
+    }
+
+    /// libgcrypt has no fixed-base X25519: a new key is a random scalar times the base point.
+    public static func generatePrivateKey(scalar: UnsafeMutableRawBufferPointer,
+                                          publicKey: UnsafeMutableRawBufferPointer) throws -> GcryptPrivateKey {
+        try requireLength(scalar.count, 32, "X25519 private key")
+        try randomBytes(into: scalar)
+        return try importPrivateKey(UnsafeRawBufferPointer(scalar), publicKey: publicKey)
+    }
+
     /// gcry_ecc_mul_point decodes the scalar and u-coordinate as RFC 7748 says (clamping, top bit
     /// masked); it avoids the S-expression path, which is 5–30 times slower.
-    public static func x25519(scalar: UnsafeRawBufferPointer, point: UnsafeRawBufferPointer,
+    public static func x25519(_ key: GcryptPrivateKey, point: UnsafeRawBufferPointer,
                               into output: UnsafeMutableRawBufferPointer) throws {
         GcryptLibrary.ensureInitialized()
-        try requireLength(scalar.count, 32, "X25519 scalar")
         try requireLength(point.count, 32, "X25519 point")
         try requireLength(output.count, 32, "X25519 output")
         try check(gcry_ecc_mul_point(Int32(GCRY_ECC_CURVE25519.rawValue),
                                      output.baseAddress!.assumingMemoryBound(to: UInt8.self),
-                                     scalar.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                                     key.scalar.baseAddress!.assumingMemoryBound(to: UInt8.self),
                                      point.baseAddress!.assumingMemoryBound(to: UInt8.self)), "gcry_ecc_mul_point")
     }
 }

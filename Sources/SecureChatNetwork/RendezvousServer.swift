@@ -124,7 +124,8 @@ public final class RendezvousServer<Backend: CryptoBackend>: Sendable {
             let pool = NIOThreadPool(numberOfThreads: configuration.hashingThreads > 0
                                          ? configuration.hashingThreads : System.coreCount)
             pool.start()
-            context = ServerContext(configuration: configuration, keyPair: keyPair, store: store,
+            context = ServerContext(configuration: configuration,
+                                    keyPair: keyPair.keepingStaticSecrets(capacity: configuration.staticSecretsKept), store: store,
                                     hashingPool: pool, logger: logger)
             created = madeKey
         } catch {

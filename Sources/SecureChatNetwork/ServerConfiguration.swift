@@ -26,6 +26,8 @@ public struct ServerConfiguration: Sendable {
     public var hashingThreads = 0
     /// Event-loop threads that serve connections (0: one per core).
     public var networkThreads = 0
+    /// Static–static DH secrets kept, one per account key recently seen (see `StaticSecretCache`).
+    public var staticSecretsKept = 16_384
 
     public init() {}
 

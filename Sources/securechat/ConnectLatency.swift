@@ -21,6 +21,7 @@ enum ConnectLatency<Backend: CryptoBackend> {
         server.dataDirectory = directory + "/server"
         server.scrypt = ScryptParameters(n: 1 << 10, r: 8, p: 1)  // throwaway accounts: cheap to hash
         server.presenceBroadcast = false
+        server.session.callsPerMinute = calls + 1  // one pair of peers makes every call
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let silent = Logger(label: "securechat.bench", factory: { _ in SwiftLogNoOpLogHandler() })
         var results = [BenchResult]()
@@ -60,6 +61,12 @@ enum ConnectLatency<Backend: CryptoBackend> {
         var latencies = [Double]()
         let clock = ContinuousClock()
         for _ in 0..<calls {
+            // A call that does not connect (refused, lost) stops both peers instead of waiting forever.
+            let watchdog = Task { [handles = [caller.handle, callee.handle]] in
+                try await Task.sleep(for: .seconds(10))
+                handles.forEach { $0.submit(.quit) }
+            }
+            defer { watchdog.cancel() }
             let start = clock.now
             caller.handle.submit(.chat(callee.user))
             try await caller.await { if case .connected(callee.user, _) = $0 { true } else { false } }
@@ -123,14 +130,16 @@ private struct BenchPeer<Backend: CryptoBackend> {
 
     /// Waits for the first event that matches; a fatal event or a refused sign-in is an error.
     func await(_ matches: (PeerEvent) -> Bool) async throws {
+        var lastInfo = ""
         while let event = await events.next() {
             handle.eventShown()
             if matches(event) { return }
             switch event {
             case let .fatal(why): throw CLIError("the benchmark peer \(user) stopped: \(why)")
             case let .signInRefused(why): throw CLIError("the benchmark peer \(user) could not sign in: \(why)")
-            case .stopped: throw CLIError("the benchmark peer \(user) stopped")
-            case .info, .signedIn, .connected, .received, .hangUp: continue
+            case .stopped: throw CLIError("the benchmark peer \(user) stopped: a call did not connect within 10 s\(lastInfo)")
+            case let .info(line): lastInfo = " (last said: \(line))"
+            case .signedIn, .connected, .received, .hangUp: continue
             }
         }
         throw CLIError("the benchmark peer \(user) ended")

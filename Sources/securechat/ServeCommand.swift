@@ -116,8 +116,9 @@ struct ServeCommand: Command {
             throw CLIError("\(error)")
         }
         if server.createdKey { logger.notice("created a new server key", metadata: ["file": "\(settings.server.keyPath)"]) }
+        let stopSignal = Signals.catching([SIGINT, SIGTERM])
         Output.line(server.startLine)
-        let signal = await Signals.first(of: [SIGINT, SIGTERM])
+        let signal = await stopSignal()
         logger.notice("stopping", metadata: ["signal": "\(signal == SIGINT ? "SIGINT" : "SIGTERM")"])
         await server.stop()
         try? await group.shutdownGracefully()

@@ -128,6 +128,8 @@ struct CallSetupTests {
         let elsewhere = CallSetup.Networks(peerObserved: a, peerBehindRouter: true, selfBehindRouter: true,
                                            selfObserved: Endpoint("198.51.100.7:7500")!)
         #expect(start([a, lan], networks: elsewhere).1 == [.dial(0, a)], "different routers: the order given")
+        let onePublicHost = CallSetup.Networks(peerObserved: a, selfObserved: Endpoint("203.0.113.5:7501")!)
+        #expect(start([a, lan], networks: onePublicHost).1 == [.dial(0, a)], "one host, no router: its address works")
     }
 
     @Test("how it connected, as the user is told")

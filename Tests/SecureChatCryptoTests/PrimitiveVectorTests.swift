@@ -57,7 +57,7 @@ private func runWycheproofX25519<Backend: CryptoBackend>(_: Backend.Type, backen
         let result = test["result"] as? String ?? ""
         let expected = test.hex("shared")
         let publicKey = try X25519PublicKey(bytes: test.hex("public"))
-        let outcome = Result { try Backend.x25519SharedSecret(privateKey: SecretBytes(test.hex("private")), publicKey: publicKey) }
+        let outcome = Result { try Backend.x25519SharedSecret(Backend.x25519KeyPair(privateKey: SecretBytes(test.hex("private"))), publicKey) }
         switch (result, expected.allSatisfy { $0 == 0 }) {
         case ("invalid", _):
             tally.check((try? outcome.get()) == nil, "tcId \(id): an invalid case was accepted")
@@ -77,7 +77,7 @@ private func runRFC7748<Backend: CryptoBackend>(_: Backend.Type, backendName: Ba
     for record in KeyValueRecord.parse(text) {
         guard let scalar = record.bytes("INPUT_SCALAR"), let point = record.bytes("INPUT_U"),
               let expected = record.bytes("OUTPUT_U") else { continue }
-        let shared = try Backend.x25519SharedSecret(privateKey: SecretBytes(scalar), publicKey: X25519PublicKey(bytes: point))
+        let shared = try Backend.x25519SharedSecret(Backend.x25519KeyPair(privateKey: SecretBytes(scalar)), X25519PublicKey(bytes: point))
         tally.check(shared.unsafeBytesCopy == expected, "COUNT \(record.fields["COUNT"] ?? "?")")
     }
     tally.finish()

@@ -155,7 +155,7 @@ public struct HandshakeState<Backend: CryptoBackend> {
         }
         guard let local else { throw NoiseError.missingKey("local key for \(token)") }
         guard let remote else { throw NoiseError.missingKey("remote key for \(token)") }
-        let shared = try mapCrypto { try Backend.x25519SharedSecret(privateKey: local.privateKey, publicKey: remote) }
+        let shared = try mapCrypto { token == .ss ? try Backend.staticStaticSecret(local, remote) : try Backend.x25519SharedSecret(local, remote) }
         try shared.withUnsafeBytes { (bytes) in try symmetric.mixKey(bytes) }
     }
 

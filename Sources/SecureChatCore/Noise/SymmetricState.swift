@@ -21,8 +21,9 @@ struct SymmetricState<Backend: CryptoBackend> {
 
     /// MixHash(data): h = HASH(h || data).
     mutating func mixHash(_ data: UnsafeRawBufferPointer) throws {
-        let input = handshakeHash + Array(data)
-        handshakeHash = try mapCrypto { try Backend.sha256(input) }
+        try mapCrypto {
+            try handshakeHash.withUnsafeMutableBytes { hash in try Backend.sha256(UnsafeRawBufferPointer(hash), data, into: hash) }
+        }
     }
 
     /// MixKey(input_key_material): ck, temp_k = HKDF(ck, ikm, 2); InitializeKey(temp_k).

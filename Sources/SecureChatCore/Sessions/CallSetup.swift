@@ -99,7 +99,7 @@ public struct CallSetup: Sendable {
         /// Both sides reach the server from one public address: behind one router, most likely
         /// on one LAN, where that address is no way to each other (few routers loop back).
         var shareRouter: Bool {
-            guard let peer = peerObserved, let own = selfObserved else { return false }
+            guard peerBehindRouter, selfBehindRouter, let peer = peerObserved, let own = selfObserved else { return false }
             return peer.address == own.address
         }
     }

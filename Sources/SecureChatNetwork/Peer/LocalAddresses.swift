@@ -8,6 +8,13 @@ import SecureChatCore
 /// loopback: then the other peer is on this machine too), link-local ones (they need an
 /// interface name) and unusable ones.
 enum LocalAddresses {
+    /// The candidates for a peer listening on `listening`: that address alone when it is one
+    /// address (nothing else reaches the listener), else the interfaces' addresses.
+    static func candidates(listening: HostPort, port: Int, includingLoopback: Bool) -> [Endpoint] {
+        if !listening.isEveryAddress, let address = IPAddress(listening.host) { return [Endpoint(address: address, port: port)] }
+        return candidates(port: port, includingLoopback: includingLoopback)
+    }
+
     static func candidates(port: Int, includingLoopback: Bool) -> [Endpoint] {
         var list: UnsafeMutablePointer<ifaddrs>?
         guard getifaddrs(&list) == 0, let first = list else { return [] }

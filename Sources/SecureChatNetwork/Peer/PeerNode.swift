@@ -146,8 +146,13 @@ public final class PeerNode<Backend: CryptoBackend> {
         }
     }
 
+    static var staticSecretsKept: Int { 1024 }
+
     private init(configuration: PeerConfiguration, eventLoop: any EventLoop, pinnedKeys: [UserID: X25519PublicKey],
                  emit: @escaping @Sendable (PeerEvent) -> Void) {
+        // The server's and known peers' static keys come back call after call: keep their `ss` DH.
+        var configuration = configuration
+        configuration.identity = configuration.identity.keepingStaticSecrets(capacity: Self.staticSecretsKept)
         self.configuration = configuration
         self.eventLoop = eventLoop
         let backlog = self.backlog
@@ -219,7 +224,7 @@ public final class PeerNode<Backend: CryptoBackend> {
             let loopback = IPAddress(server.host)?.isLoopback ?? (server.host == "localhost")
             connection = try ClientSession<Backend>.connect(
                 userID: configuration.user, passcode: passcodeDigest, port: port,
-                addresses: LocalAddresses.candidates(port: port, includingLoopback: loopback),
+                addresses: LocalAddresses.candidates(listening: configuration.options.listen, port: port, includingLoopback: loopback),
                 signUpFirst: configuration.options.signUp && !signedInOnce, cipher: configuration.options.cipher,
                 identity: configuration.identity, serverKey: configuration.serverKey, pinnedKeys: pinnedKeys)
         } catch {

@@ -1,0 +1,70 @@
+import SecureChatBackends
+import SecureChatCore
+import SecureChatCrypto
+import Testing
+
+/// Issue 14: the static–static DH kept per remote static key (WireGuard's precomputation).
+@Suite("Static-static secrets")
+struct StaticSecretTests {
+    @Test("a handshake with kept secrets puts the same bytes on the wire and derives the same keys", arguments: BackendName.allCases)
+    func sameBytes(backend: BackendName) throws {
+        try sameBytes(backend.implementation)
+    }
+
+    private func sameBytes<B: CryptoBackend>(_: B.Type) throws {
+        let noise = try NoiseProtocol(name: "Noise_IK_25519_ChaChaPoly_SHA256")
+        let alice = try B.generateX25519KeyPair(), bob = try B.generateX25519KeyPair()
+        let aliceE = try B.generateX25519KeyPair(), bobE = try B.generateX25519KeyPair()
+        func run(_ alice: X25519KeyPair, _ bob: X25519KeyPair) throws -> ([UInt8], [UInt8], [UInt8]) {
+            var initiator = try HandshakeState<B>(protocol: noise, role: .initiator, prologue: [1], localStatic: alice,
+                                                  remoteStatic: bob.publicKey, ephemeral: aliceE)
+            var responder = try HandshakeState<B>(protocol: noise, role: .responder, prologue: [1], localStatic: bob, ephemeral: bobE)
+            let one = try initiator.writeMessage(payload: [7])
+            _ = try responder.readMessage(one)
+            let two = try responder.writeMessage(payload: [8])
+            _ = try initiator.readMessage(two)
+            return (one, two, initiator.handshakeHash)
+        }
+        let plain = try run(alice, bob)
+        let keptAlice = alice.keepingStaticSecrets(capacity: 8), keptBob = bob.keepingStaticSecrets(capacity: 8)
+        let first = try run(keptAlice, keptBob)
+        let again = try run(keptAlice, keptBob)  // from the kept secret this time
+        #expect(keptAlice.staticSecrets?.count == 1 && keptBob.staticSecrets?.count == 1)
+        for kept in [first, again] {
+            #expect(kept.0 == plain.0 && kept.1 == plain.1 && kept.2 == plain.2)
+        }
+    }
+
+    @Test("bounded: a flood of new remote keys cannot grow it; recent ones stay; a failed DH is not kept")
+    func bounded() throws {
+        let cache = StaticSecretCache(capacity: 8)
+        let keys = try (0..<40).map { try OpenSSLKeys.key($0) }
+        var computed = 0
+        for key in keys {
+            _ = try cache.secret(for: key) { computed += 1; return SecretBytes([1]) }
+            #expect(cache.count <= 8)
+        }
+        #expect(computed == 40)
+        _ = try cache.secret(for: keys[39]) { computed += 1; return SecretBytes([1]) }
+        #expect(computed == 40, "the most recent key is still kept")
+        let lowOrder = try X25519PublicKey(bytes: [UInt8](repeating: 0, count: 32))
+        let pair = try BackendName.openssl.implementation.generateX25519KeyPair().keepingStaticSecrets(capacity: 8)
+        #expect(throws: CryptoError.zeroSharedSecret) { try OpenSSLKeys.staticStatic(pair, lowOrder) }
+        #expect(pair.staticSecrets?.count == 0)
+    }
+}
+
+/// Distinct public keys for the cache test, and the static-static DH through a concrete backend.
+private enum OpenSSLKeys {
+    static func key(_ index: Int) throws -> X25519PublicKey {
+        try X25519PublicKey(bytes: [UInt8](repeating: 0, count: 30) + [UInt8(index), 9])
+    }
+
+    static func staticStatic(_ pair: X25519KeyPair, _ remote: X25519PublicKey) throws {
+        _ = try stat(BackendName.openssl.implementation, pair, remote)
+    }
+
+    private static func stat<B: CryptoBackend>(_: B.Type, _ pair: X25519KeyPair, _ remote: X25519PublicKey) throws -> SecretBytes {
+        try B.staticStaticSecret(pair, remote)
+    }
+}
