@@ -181,14 +181,15 @@ struct ServerDefenceTests {
 
     @Test("a signed-in session idle past the timeout is closed; KEEPALIVE keeps it")
     func idleTimeout() async throws {
-        // Keep-alives every 300 ms against a 1.5 s timeout: wide margins for a loaded machine.
-        let server = try await TestServer.start { $0.session.idleTimeout = .milliseconds(1500) }
+        // Keep-alives every 250 ms against a 3 s timeout: wide margins for a machine running every
+        // suite at once (a 1.5 s timeout once saw a longer gap there).
+        let server = try await TestServer.start { $0.session.idleTimeout = .seconds(3) }
         defer { Task { await server.stop() } }
         try await server.connect { client in
             _ = try await client.signUp("ali", "sesame")
             _ = try await client.signIn("ali", "sesame")
-            for _ in 0..<8 {  // 2.4 s in all: past the timeout, so only KEEPALIVE explains the session still being there
-                try await Task.sleep(for: .milliseconds(300))
+            for _ in 0..<14 {  // 3.5 s in all: past the timeout, so only KEEPALIVE explains the session still being there
+                try await Task.sleep(for: .milliseconds(250))
                 try await client.send(.keepAlive)
             }
             #expect(server.server.signedInUsers == [UserID("ali")!], "KEEPALIVE kept the session")
