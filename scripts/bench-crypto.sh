@@ -5,7 +5,9 @@
 # C's and the ratio; then the IK handshake against the sum of its X25519 and hash costs and
 # against a TLS 1.3 full handshake done in-process with libssl. Writes .build/bench.json (our
 # `securechat bench --json`, best of the rounds) and the README's chart, docs/bench-chart.svg.
-# Usage: scripts/bench-crypto.sh [SECONDS-PER-FIGURE]   (default 0.3; about 2.5 minutes)
+# Every goal of issue 14 that is a time is printed with its verdict here; the same ratios in
+# instructions, which this VM's drift does not move, come from scripts/bench-instructions.sh.
+# Usage: scripts/bench-crypto.sh [SECONDS-PER-FIGURE]   (default 0.3; about 3 minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-0.3}
@@ -24,6 +26,10 @@ for round in 1 2 3; do
   "$bin" bench --seconds "$seconds" --sizes "${sizes// /,}" --json > ".build/bench.$round.json" 2>/dev/null
 done
 
+.build/crypto_baseline --allocations $sizes > .build/bench-c-allocations.txt
+echo "allocations per IK handshake: the allocation test (debug build)..." >&2
+swift test --filter "handshakeAllocations" 2>&1 | grep "allocations:" > .build/bench-allocations.txt
+
 python3 - "$seconds" <<'PY'
 import json, sys
 # Best of the rounds: the highest rate, except for the ratios and latencies, where lower is better.
@@ -35,6 +41,10 @@ for result in best["results"]:
     result["value"] = min(values) if result["key"].startswith(lower_is_better) else max(values)
 json.dump(best, open(".build/bench.json", "w"), indent=1)
 ours = {r["key"]: r["value"] for r in best["results"]}
+c_allocations = {}
+for line in open(".build/bench-c-allocations.txt"):
+    _, *key, value = line.split()
+    c_allocations[" ".join(key)] = float(value)
 c = {}
 for n in (1, 2, 3):
     for line in open(f".build/bench-c.{n}.txt"):
@@ -42,28 +52,46 @@ for n in (1, 2, 3):
         c[" ".join(key)] = max(c.get(" ".join(key), 0.0), float(value))
 
 print(f"\nsecurechat vs C, same machine, same run ({sys.argv[1]} s per figure; best of 3 alternating rounds)")
-print(f"{'':32}{'ours MB/s':>11}{'C MB/s':>11}{'ratio':>8}  goal")
-misses = 0
+print(f"{'':36}{'ours':>11}{'C':>11}{'ratio':>8}  goal")
+misses = []
+def row(label, ours_value, c_value, ratio, goal, at_least=True, unit=""):
+    ok = ratio >= goal if at_least else ratio <= goal
+    if not ok: misses.append(label)
+    print(f"{label:36}{ours_value:11.1f}{c_value:11.1f}{ratio:8.2f}  {'>=' if at_least else '<='} {goal:.2f} {'ok' if ok else 'MISSED'}{unit}")
 for key in (k for k in c if k.startswith(("seal", "open"))):
     size = int(key.split()[-1])
-    goal = 0.95 if size >= 1024 else 0.85 if size == 64 else None
-    ratio = ours[key] / c[key]
-    verdict = "" if goal is None else (f">= {goal:.2f} ok" if ratio >= goal else f">= {goal:.2f} MISSED")
-    misses += goal is not None and ratio < goal
-    print(f"{key:32}{ours[key]:11.1f}{c[key]:11.1f}{ratio:8.2f}  {verdict}")
-
-print("\nIK handshake (both sides, in-process)")
-tls = c["tls13-handshake openssl"]
+    goal = 0.95 if size >= 1024 else 0.90 if size == 64 else None
+    if goal is None:
+        print(f"{key:36}{ours[key]:11.1f}{c[key]:11.1f}{ours[key] / c[key]:8.2f}  (MB/s)")
+    else:
+        row(key, ours[key], c[key], ours[key] / c[key], goal)
 for backend in ("openssl", "gcrypt"):
+    # Time ratios: ours over C's time for one operation, so C's rate over ours.
+    dh = f"x25519-dh {backend}"
+    row(f"{dh} time, ours/C", ours[dh], c[dh], c[dh] / ours[dh], 1.05, at_least=False)
+    keygen = f"x25519-keygen {backend}"
+    print(f"{keygen + ' time, ours/C':36}{ours[keygen]:11.1f}{c[keygen]:11.1f}{c[keygen] / ours[keygen]:8.2f}  (ops/s)")
     for cipher in ("chachapoly", "aesgcm"):
-        rate = ours[f"ik-handshake {backend} {cipher}"]
-        over = ours[f"ik-vs-floor {backend} {cipher}"]  # time over the sum of its X25519 and hash costs
-        speedup = rate / tls
-        print(f"  {backend:8}{cipher:11}{1e6 / rate:8.0f} µs  vs X25519+hash floor {over:5.2f}× (goal <= 1.15: "
-              f"{'ok' if over <= 1.15 else 'MISSED'})  vs TLS 1.3 ({1e6 / tls:.0f} µs) {speedup:4.2f}× faster "
-              f"(goal >= 2.5: {'ok' if speedup >= 2.5 else 'MISSED'})")
-print(f"\nX25519 per second, ours (C): " + ", ".join(
-    f"{op} {b} {ours[f'x25519-{op} {b}']:.0f} ({c[f'x25519-{op} {b}']:.0f})" for b in ("openssl", "gcrypt") for op in ("keygen", "dh")))
+        ik = f"ik-handshake {backend} {cipher}"
+        row(f"IK {backend} {cipher} / C floor, time", ours[ik], c[f"ik-floor {backend}"], c[f"ik-floor {backend}"] / ours[ik], 1.10, at_least=False)
+ik = ours["ik-handshake openssl chachapoly"]
+for tls, goal in (("tls13-mutual", 2.5), ("tls13-handshake", 2.0)):
+    row(f"IK openssl vs {tls}, × faster", ik, c[f"{tls} openssl"], ik / c[f"{tls} openssl"], goal)
+for percentile, goal in (("p50", 1.0), ("p99", 2.0)):
+    value = ours[f"connect direct {percentile}"]
+    ok = value <= goal
+    if not ok: misses.append(f"connect direct {percentile}")
+    print(f"{'connect direct ' + percentile + ', ms':36}{value:11.2f}{'':11}{'':8}  <= {goal:.1f} ms {'ok' if ok else 'MISSED'}")
+print(f"{'connect relayed p50/p99, ms':36}{ours['connect relayed p50']:11.2f}{ours['connect relayed p99']:11.2f}")
+allocations = open(".build/bench-allocations.txt").read()
+for backend in ("openssl", "gcrypt"):
+    import re
+    n = int(re.search(rf"allocations: {backend}: (\d+) per IK handshake", allocations).group(1))
+    c_floor = c_allocations[f"ik-floor {backend}"]
+    ok = n <= 100
+    if not ok: misses.append(f"allocations {backend}")
+    print(f"{'allocations per IK, ' + backend:36}{n:11d}{c_floor:11.0f}{n / c_floor:8.2f}  <= 100 {'ok' if ok else 'MISSED'} (C: the libraries' own for 2 keygen + 6 DH)")
+print(f"\ngoals missed: {', '.join(misses) if misses else 'none'}")
 print("securechat bench, round 1: " + best["recommendation"])
 PY
 python3 scripts/bench-chart.py .build/bench.json docs/bench-chart.svg

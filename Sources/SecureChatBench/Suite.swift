@@ -43,12 +43,18 @@ public struct BenchFigure {
     public let key: String
     private let template: BenchResult
     private let rate: () throws -> Double
+    private let repeated: (Int) throws -> Void
 
-    init(_ template: BenchResult, rate: @escaping () throws -> Double) {
+    init(_ template: BenchResult, rate: @escaping () throws -> Double, repeated: @escaping (Int) throws -> Void) {
         key = template.key
         self.template = template
         self.rate = rate
+        self.repeated = repeated
     }
+
+    /// Runs the operation exactly `count` times, untimed: for instruction counts under callgrind,
+    /// where the difference between two counts cancels the set-up (scripts/bench-instructions.sh).
+    public func run(times count: Int) throws { try repeated(count) }
 
     public func measure() throws -> BenchResult {
         var result = template
@@ -67,10 +73,13 @@ public enum CryptoBench<Backend: CryptoBackend> {
         func add<W: Workload>(_ measure: String, cipher: CipherKind? = nil, size: Int? = nil, unit: String,
                               scale: Double = 1, _ workload: @escaping () throws -> W) {
             let template = BenchResult(measure, backend: Backend.name, cipher: cipher, size: size, value: 0, unit: unit)
-            figures.append(BenchFigure(template) {
+            figures.append(BenchFigure(template, rate: {
                 var instance = try workload()
                 return try operationsPerSecond(&instance, seconds: plan.seconds) * scale
-            })
+            }, repeated: { count in
+                var instance = try workload()
+                for _ in 0..<count { try instance.run() }
+            }))
         }
         for cipher in plan.ciphers {
             for size in plan.sizes {

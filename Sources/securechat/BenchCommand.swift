@@ -30,6 +30,8 @@ struct BenchCommand: Command {
             .value("seconds", "S", help: "Time for each figure, in seconds (default 0.4)."),
             .value("calls", "N", help: "Peer-to-peer calls to time (0: skip the connect latency; default 40)."),
             .flag("json", help: "Print the results as JSON instead of a table."),
+            .value("count", "N", help: "Run the figure named by --only exactly N times, untimed (for instruction counts under valgrind)."),
+            .value("only", "KEY", help: "With --count: the figure's key, as in --json (e.g. \"x25519-dh openssl\")."),
         ])
 
     let backend: BackendSelection
@@ -38,6 +40,8 @@ struct BenchCommand: Command {
     let seconds: Double
     let calls: Int
     let json: Bool
+    let count: Int?
+    let only: String?
 
     init(_ arguments: ParsedArguments) throws {
         backend = try arguments.choice("backend", BackendSelection.self) ?? .all
@@ -52,6 +56,9 @@ struct BenchCommand: Command {
         } ?? 0.4
         calls = try arguments.integer("calls", in: 0...10_000) ?? 40
         json = arguments.flag("json")
+        count = try arguments.integer("count", in: 1...100_000_000)
+        only = arguments.value("only")
+        guard (count == nil) == (only == nil) else { throw CLIError("--count and --only go together, e.g. --count 1000 --only \"x25519-dh openssl\"") }
     }
 
     func run() async throws {
@@ -63,6 +70,13 @@ struct BenchCommand: Command {
             case .openssl: figures += CryptoBench<OpenSSLBackend>.figures(plan)
             case .gcrypt: figures += CryptoBench<GcryptBackend>.figures(plan)
             }
+        }
+        if let count, let only {
+            guard let figure = figures.first(where: { $0.key == only }) else {
+                throw CLIError("no figure \"\(only)\"; the keys are: \(figures.map(\.key).joined(separator: ", "))")
+            }
+            try figure.run(times: count)
+            return Output.line("\(only) ran \(count) times")
         }
         let progress = Progress(total: figures.count + (calls > 0 ? 1 : 0))
         var results = [BenchResult]()

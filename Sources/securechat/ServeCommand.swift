@@ -22,7 +22,7 @@ struct ServeCommand: Command {
 
             Config-only settings: scrypt-log-n, scrypt-r, scrypt-p, signup, presence, \
             failed-signins-free, signin-backoff-max, failed-signins-per-host, failed-signins-per-user, \
-            failed-signin-window, signups-per-host, max-connections, max-connections-per-host, \
+            failed-signin-window, signins-in-flight-per-host, signups-per-host, max-connections, max-connections-per-host, \
             max-unsigned-per-host, signin-deadline, idle-timeout, probe-interval, probe-timeout, \
             relay-idle-timeout, hashing-threads, network-threads, log-level.
 
@@ -155,6 +155,7 @@ struct ServerSettings {
         if let limit = try file.integer("failed-signins-per-host", in: 1...1_000_000) { server.signInLimits.failuresPerHost = limit }
         if let limit = try file.integer("failed-signins-per-user", in: 1...1_000_000) { server.signInLimits.failuresPerUser = limit }
         if let window = try file.duration("failed-signin-window") { server.signInLimits.window = window }
+        if let limit = try file.integer("signins-in-flight-per-host", in: 1...100_000) { server.signInLimits.inFlightPerHost = limit }
         if let limit = try file.integer("signups-per-host", in: 0...1_000_000) { server.signInLimits.signUpsPerHost = limit }
         if let cap = try file.integer("max-connections", in: 1...1_000_000) { server.maximumConnections = cap }
         if let cap = try file.integer("max-connections-per-host", in: 1...1_000_000) { server.maximumConnectionsPerHost = cap }
