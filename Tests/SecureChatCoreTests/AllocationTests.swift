@@ -7,7 +7,7 @@ import Testing
 
 /// The allocation budget (issue 3): once set up, sealing and opening through the transport and
 /// the chat record path allocate nothing; control messages allocate a little, counted here.
-@Suite("Allocations")
+@Suite("Allocations", .enabled(if: securechat_allocation_counting() == 1, "a sanitizer's allocator replaces the counting one"))
 struct AllocationTests {
     @Test("transport seal/open and the chat record path (seal and open) allocate nothing",
           arguments: BackendName.allCases, CipherKind.allCases)

@@ -49,6 +49,9 @@ class LabTest(unittest.TestCase):
         cls.root = unprivileged.private_directory("securechat-lab-")
         cls.server = LabServer(cls.root, netlab.SERVER_PORT)
         cls.no_relay = LabServer(cls.root, netlab.SERVER_PORT + 1, "--no-relay")
+        # The relay is tried after 3 s instead of 1 s: on a loaded CI machine a direct path slower
+        # than 1 s would lose to the relay, and these tests are about which paths exist.
+        cls.peer_config = unprivileged.write_file(os.path.join(cls.root, "peer.conf"), "relay-delay = 3s\ntrace = setup\n")
 
     @classmethod
     def tearDownClass(cls):
@@ -65,7 +68,7 @@ class LabTest(unittest.TestCase):
         unprivileged.hand_over(home)
         address = f"[{netlab.SERVER_V6}]" if host.startswith("v6") else netlab.SERVER_V4
         peer = LAB.start(host, [BINARY, "peer", "--user", user, "--server", f"{address}:{server.port}", "--server-key", server.key,
-                                "--listen", f":{netlab.PEER_PORT}", "--signup"],
+                                "--listen", f":{netlab.PEER_PORT}", "--signup", "--config", self.peer_config],
                          env=dict(os.environ, SECURECHAT_PASSCODE=PASSCODE, HOME=home))
         self.addCleanup(peer.stop)
         peer.user = user
@@ -80,8 +83,10 @@ class LabTest(unittest.TestCase):
         caller.send(f"/chat {callee.user}")
         path = caller.expect(rf"^connected to {callee.user} \((.*)\)$", timeout=20).group(1)
         callee_path = callee.expect(rf"^connected to {caller.user} \((.*)\)$", timeout=10).group(1)
-        self.assertRegex(path, expected)
-        self.assertRegex(callee_path, callee_expected or expected)
+        # Both sides' lines (with the set-up trace) when the path is not the expected one.
+        seen = f"\ncaller saw: {caller.lines}\ncallee saw: {callee.lines}"
+        self.assertRegex(path, expected, seen)
+        self.assertRegex(callee_path, callee_expected or expected, seen)
         caller.send(f"hello from {caller_host}")
         callee.expect(rf"^{caller.user}> hello from {caller_host}$")
         callee.send(f"hello from {callee_host}")
@@ -103,6 +108,18 @@ class Placements(LabTest):
         # The caller cannot reach a1 through its router; a1's own dial is what connects, so the
         # caller sees it arrive from the router's public address.
         self.call("pub1", "a1", r"^direct, 203\.0\.113\.31:7500$", r"^direct, 203\.0\.113\.21:7500$")
+
+    def test_calling_back_at_once_is_still_direct(self):
+        # a1 hangs up its call to pub1; pub1 calls a1 straight back. Both calls use the same
+        # address pair (one port each): a1 must not be left holding it in TIME_WAIT.
+        caller, callee = self.peer("a1"), self.peer("pub1")
+        for first, second in ((caller, callee), (callee, caller)):
+            first.send(f"/chat {second.user}")
+            path = first.expect(rf"^connected to {second.user} \((.*)\)$", timeout=20).group(1)
+            second.expect(rf"^connected to {first.user} \(", timeout=10)
+            self.assertRegex(path, r"^direct, ", f"\n{first.user} saw: {first.lines}\n{second.user} saw: {second.lines}")
+            first.send("/hangup")
+            second.expect(rf"^Hang up \({first.user}\)$")
 
     def test_two_behind_one_router_talk_over_their_lan(self):
         self.call("a1", "a2", r"^direct, 198\.51\.100\.12:7500$", r"^direct, 198\.51\.100\.11:7500$")

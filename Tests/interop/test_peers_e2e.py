@@ -170,6 +170,32 @@ class Chat(PeerTest):
         bianca.expect("^ali> the server is gone$")
 
 
+class EarlyDial(PeerTest):
+    def test_a_dial_from_the_callee_before_the_call_reply_joins_the_call(self):
+        # The server sends CALLREPLY and CALLOFFER at once, so the callee's dial can reach the
+        # caller before the caller knows where the callee is. Here a quiet connection from the
+        # callee's address (loopback) is already open when ali calls: ali must take it as the
+        # callee's dial and open the handshake on it (HELLO), not wait on it for a HELLO as if
+        # someone were calling her, holding the address pair every other dial needs.
+        ali = self.signed_in("ali")
+        port = int(ali.expect(r"^listening for calls on port (\d+)$").group(1))
+        early = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.addCleanup(early.close)
+        bianca = self.signed_in("bianca")
+        time.sleep(0.3)  # accepted by ali before the call
+        ali.send("/chat bianca")
+        received = b""
+        while len(received) < 2 or len(received) < 2 + int.from_bytes(received[:2], "big"):
+            chunk = early.recv(4096)
+            self.assertTrue(chunk, f"ali closed the early connection without a HELLO; ali saw: {ali.lines}")
+            received += chunk
+        hello = json.loads(received[2:2 + int.from_bytes(received[:2], "big")])
+        self.assertEqual(hello["msgtype"], "HELLO")
+        # The early connection never answers; the call connects on another path all the same.
+        ali.expect(r"^connected to bianca \(direct, ")
+        bianca.expect(r"^connected to ali \(direct, ")
+
+
 class FrozenPartner(PeerTest):
     """A partner that freezes (SIGSTOP: a laptop lid closed) is noticed, by the chat and by the server."""
 

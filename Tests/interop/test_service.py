@@ -1,8 +1,9 @@
 """The shipped systemd unit, run in its own sandbox. systemd cannot run here (it is not PID 1), so
 the unit's sandbox is built the way systemd builds it: a dynamic user with no groups and no
 capabilities (setpriv), the whole file system read-only but the state directory, a private
-/tmp, no home directories (a mount namespace). Its ExecStart runs as written, with only the two
-paths an installation would have (the binary, the config) pointed at this checkout."""
+/tmp, no home directories (a mount namespace). Its ExecStart runs as written: the binary is put
+at /usr/local/bin/securechat inside the namespace, and only the config path is changed (to a copy
+on a tmpfs at /mnt), so the test works wherever the checkout is, under /home or /tmp too."""
 import configparser
 import os
 import re
@@ -56,12 +57,16 @@ class Service(PeerTest):
         with open(config, "w") as file:
             file.write(re.sub(r"(?m)^listen = .*$", "listen = 127.0.0.1:0", shipped))
         os.chmod(config, 0o644)
-        command[0] = os.path.abspath(BINARY)
-        command[config_index] = config
+        command[config_index] = "/mnt/server.conf"
         uid = unprivileged.TEST_UID
+        # The copies are made before /tmp and the home directories are hidden: the checkout may be there.
         sandbox = f"""
             set -e
             mount --make-rprivate /
+            mount -t tmpfs -o mode=0755 tmpfs /usr/local/bin
+            cp {shlex.quote(os.path.abspath(BINARY))} /usr/local/bin/securechat
+            mount -t tmpfs -o mode=0755 tmpfs /mnt
+            cp {shlex.quote(config)} /mnt/server.conf
             mount -t tmpfs -o mode=1777 tmpfs /tmp
             for home in /root /home; do mount -t tmpfs -o mode=0755 tmpfs $home; done
             mount -t tmpfs -o mode=0755 tmpfs /var/lib

@@ -18,7 +18,10 @@ extension PeerNode {
                                                relayRefusal: plan.relayRefusal, networks: networks,
                                                configuration: configuration.options.callSetup, firstAttempt: 0, now: Self.now())
         calls[plan.peer] = Call(role: role, setup: setup, plan: plan, record: record, decision: decision)
-        if role == .caller { emit(.info("calling \(plan.peer)…")) }
+        if role == .caller {
+            emit(.info("calling \(plan.peer)…"))
+            adoptEarlyDials(plan)
+        }
         perform(actions, call: plan.peer)
         scheduleCallTimer(plan.peer)
     }
@@ -90,6 +93,26 @@ extension PeerNode {
                                                  origin: .accepted(from: source.address), timeouts: configuration.options.timeouts,
                                                  now: Self.now())
         _ = try addLink(connection, channel: channel, outgoing: false, route: .accepted(source), call: nil, attempt: nil)
+    }
+
+    /// The server sends CALLREPLY and CALLOFFER at once, so the callee's dial to us can arrive
+    /// before our CALLREPLY: it was taken as someone calling us, and waits for a HELLO that its
+    /// side never sends (the caller is always the initiator), holding the one address pair both
+    /// sides' dials need. Now that we know where the callee is, such a quiet connection from there
+    /// joins our race as an accepted one.
+    private func adoptEarlyDials(_ plan: CallPlan) {
+        for (id, link) in links where !link.outgoing && link.call == nil && !link.heard {
+            guard case let .accepted(source) = link.route, Self.matches(source, plan),
+                  var setup = calls[plan.peer]?.setup, let attempt = setup.incoming(from: source, now: Self.now()),
+                  let (connection, first) = try? callerConnection(to: plan.peer, key: plan.key) else { continue }
+            calls[plan.peer]?.setup = setup
+            calls[plan.peer]?.links[attempt] = id
+            link.timer?.cancel()
+            links[id] = Link(connection: connection, channel: link.channel, outgoing: true, route: link.route,
+                             call: plan.peer, attempt: attempt)
+            scheduleLinkTimer(id)
+            link.channel.writeAndFlush(ByteBuffer(bytes: first), promise: nil)
+        }
     }
 
     /// Whether `source` is where the one we call might dial us from.
@@ -212,7 +235,10 @@ extension PeerNode {
         links[id] = Link(connection: connection, channel: channel, outgoing: outgoing, route: route, call: call, attempt: attempt)
         let bound = loopBound
         try channel.pipeline.syncOperations.addHandler(StreamHandler(
-            onBytes: { buffer in bound.value.linkDo(id) { $0.receive(buffer.readableBytesView, now: Self.now()) } },
+            onBytes: { buffer in
+                bound.value.links[id]?.heard = true
+                bound.value.linkDo(id) { $0.receive(buffer.readableBytesView, now: Self.now()) }
+            },
             onEnd: { bound.value.linkDo(id) { $0.endOfStream() } }))
         scheduleLinkTimer(id)
         return id
@@ -286,7 +312,16 @@ extension PeerNode {
     private func linkClosed(_ id: LinkID, _ reason: PeerCloseReason) {
         guard let link = links.removeValue(forKey: id) else { return }
         link.timer?.cancel()
-        link.channel.close(promise: nil)
+        if case .hungUpThere = reason, let sockets = link.channel as? any SocketOptionProvider {
+            // Both peers use their one port, so every call between them is the same address pair.
+            // Closed with FIN, the side that hung up would hold that pair in TIME_WAIT for a
+            // minute and could not dial it again (a call back through a router would need the
+            // relay). Its HANGUP is read and nothing more is to be said: close with a reset.
+            let channel = link.channel
+            sockets.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in channel.close(promise: nil) }
+        } else {
+            link.channel.close(promise: nil)
+        }
         if let chat, chat.link == id {
             self.chat = nil
             _ = session?.chatEnded(with: chat.peer)

@@ -33,6 +33,8 @@ public final class PeerNode<Backend: CryptoBackend> {
         var timer: Scheduled<Void>?
         /// A §5 caller checked and waiting for /accept or /reject.
         var awaitingUser = false
+        /// Some bytes came on it (an initiator sends HELLO at once; a callee's dial sends nothing).
+        var heard = false
     }
 
     /// One call being set up, either way.

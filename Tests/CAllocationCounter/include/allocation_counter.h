@@ -6,4 +6,7 @@
 /// the process started. Test-only: this target replaces the allocator entry points of the test
 /// binary with counting wrappers around glibc's own.
 uint64_t securechat_thread_allocations(void);
+
+/// 1 when allocations are counted; 0 in a build under a sanitizer, which keeps its own allocator.
+int securechat_allocation_counting(void);
 #endif
