@@ -1,4 +1,3 @@
-import Synchronization
 
 /// DH(local static, remote static) for the remote static keys one local key meets, kept: in
 /// Noise IK the `ss` token's DH is the same for every handshake between the same two static
@@ -15,7 +14,7 @@ public final class StaticSecretCache: Sendable {
     }
 
     public let capacity: Int
-    private let generations = Mutex(Generations())
+    private let generations = Locked(Generations())
 
     public init(capacity: Int) {
         self.capacity = max(capacity, 2)

@@ -1,6 +1,5 @@
 import SecureChatCore
 import SecureChatCrypto
-import Synchronization
 
 /// The server's accounts on disk: a snapshot (`accounts`, see `AccountBook` for the format) and
 /// a journal of the changes since (`accounts.journal`). A change is one line appended to the
@@ -14,7 +13,7 @@ import Synchronization
 public final class AccountStore<Backend: CryptoBackend>: Sendable {
     public let path: String
     public let parameters: ScryptParameters
-    private let state: Mutex<Contents>
+    private let state: Locked<Contents>
     /// Hashed against for unknown users, so they cost the same time as a wrong passcode.
     private let decoy: PasscodeHash
 
@@ -44,7 +43,7 @@ public final class AccountStore<Backend: CryptoBackend>: Sendable {
         let (book, snapshotBytes, journalBytes, validJournal) = try Self.read(path)
         let journal = try AppendOnlyFile(path: Self.journalPath(path))
         if validJournal < journalBytes { try journal.truncate(to: validJournal) }
-        state = Mutex(Contents(book: book, journal: journal, journalBytes: validJournal, snapshotBytes: snapshotBytes))
+        state = Locked(Contents(book: book, journal: journal, journalBytes: validJournal, snapshotBytes: snapshotBytes))
     }
 
     /// The accounts as they are on disk now, read without taking the store (for `user list`

@@ -1,6 +1,5 @@
 import SecureChatCore
 import SecureChatCrypto
-import Synchronization
 
 /// What a connection can be told by others: it was replaced by a new sign-in, someone's presence
 /// changed, or someone calls its user. Implementations hop to their own event loop.
@@ -55,7 +54,7 @@ final class OnlineDirectory: Sendable {
         }
     }
 
-    private let entries = Mutex<[UserID: Entry]>([:])
+    private let entries = Locked<[UserID: Entry]>([:])
 
     /// Records a sign-in and returns the session it replaces, if any.
     func signIn(_ user: UserID, _ entry: Entry) -> Entry? {

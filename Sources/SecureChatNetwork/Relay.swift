@@ -1,7 +1,7 @@
 import Logging
 import NIOCore
 import SecureChatCore
-import Synchronization
+import SecureChatCrypto
 
 /// The server's relay (PROTOCOL.md §9.5): the `RelayBook` decides, this carries it out. Paired
 /// legs copy each other's bytes unchanged — the peers' HELLO, handshake and records, so the
@@ -10,13 +10,13 @@ import Synchronization
 /// partner can write (backpressure, never an unbounded buffer) and within the byte rate.
 final class RelayCoordinator: Sendable {
     let configuration: RelayBook.Configuration
-    private let book: Mutex<RelayBook>
-    private let legs = Mutex<[RelayBook.Leg: RelayLeg]>([:])
+    private let book: Locked<RelayBook>
+    private let legs = Locked<[RelayBook.Leg: RelayLeg]>([:])
     private let logger: Logger
 
     init(configuration: RelayBook.Configuration, logger: Logger) {
         self.configuration = configuration
-        book = Mutex(RelayBook(configuration: configuration))
+        book = Locked(RelayBook(configuration: configuration))
         self.logger = logger
     }
 

@@ -11,7 +11,7 @@ final class ServerContext<Backend: CryptoBackend>: Sendable {
     let keyPair: X25519KeyPair
     let store: AccountStore<Backend>
     let directory = OnlineDirectory()
-    let limiter: Mutex<SignInLimiter>
+    let limiter: Locked<SignInLimiter>
     let hosts: HostCounts
     let relay: RelayCoordinator
     /// scrypt and store writes run here, never on an event loop.
@@ -21,7 +21,7 @@ final class ServerContext<Backend: CryptoBackend>: Sendable {
     let logger: Logger
     let openConnections = Atomic<Int>(0)
     /// Every accepted connection, so that `stop` can close them.
-    let channels = Mutex<[UInt64: any Channel]>([:])
+    let channels = Locked<[UInt64: any Channel]>([:])
     private let nextConnectionID = Atomic<UInt64>(1)
 
     init(configuration: ServerConfiguration, keyPair: X25519KeyPair, store: AccountStore<Backend>,
@@ -29,7 +29,7 @@ final class ServerContext<Backend: CryptoBackend>: Sendable {
         self.configuration = configuration
         self.keyPair = keyPair
         self.store = store
-        limiter = Mutex(SignInLimiter(configuration: configuration.signInLimits))
+        limiter = Locked(SignInLimiter(configuration: configuration.signInLimits))
         hosts = HostCounts(perHost: configuration.maximumConnectionsPerHost, unsignedPerHost: configuration.maximumUnsignedPerHost)
         relay = RelayCoordinator(configuration: configuration.relay, logger: logger)
         self.hashingPool = hashingPool
@@ -48,7 +48,7 @@ final class ServerContext<Backend: CryptoBackend>: Sendable {
 /// server's whole connection cap, and fewer of them before they sign in.
 final class HostCounts: Sendable {
     private struct Count { var open = 0; var unsigned = 0 }
-    private let counts = Mutex<[IPAddress: Count]>([:])
+    private let counts = Locked<[IPAddress: Count]>([:])
     private let perHost: Int
     private let unsignedPerHost: Int
 
@@ -92,7 +92,7 @@ public final class RendezvousServer<Backend: CryptoBackend>: Sendable {
     public let createdKey: Bool
     private let context: ServerContext<Backend>
     private let channel: any Channel
-    private let lock: Mutex<DirectoryLock?>
+    private let lock: Locked<DirectoryLock?>
     /// Closes relay legs whose partner never came.
     private let expiry: RepeatedTask
 
@@ -152,7 +152,7 @@ public final class RendezvousServer<Backend: CryptoBackend>: Sendable {
         self.createdKey = createdKey
         self.context = context
         self.channel = channel
-        self.lock = Mutex(lock)
+        self.lock = Locked(lock)
         self.expiry = expiry
     }
 

@@ -146,7 +146,7 @@ struct Lookups: Command {
 /// Shared counters of the lookup load, and each client's way to start its first lookup.
 final class LookupLoad: Sendable {
     let signedIn = Counter(), completed = Counter(), failed = Counter()
-    private let starters: Mutex<[Int: @Sendable () -> Void]> = Mutex([:])
+    private let starters: Locked<[Int: @Sendable () -> Void]> = Locked([:])
     func register(_ index: Int, _ start: @escaping @Sendable () -> Void) { starters.withLock { $0[index] = start } }
     func kick(_ index: Int) { starters.withLock { $0[index] }?() }
 }

@@ -2,7 +2,6 @@ import Glibc
 import SecureChatCore
 import SecureChatCrypto
 import SecureChatTerminal
-import Synchronization
 
 /// The peer's terminal. Every line it shows passes `VisibleText` first: whatever others sent,
 /// one event is one line and no escape sequence reaches the terminal. In a terminal, the line
@@ -28,8 +27,8 @@ final class Console: Sendable {
         }
     }
 
-    private let state = Mutex(State())
-    private let saved = Mutex<termios?>(nil)
+    private let state = Locked(State())
+    private let saved = Locked<termios?>(nil)
 
     init(timestamps: Bool?) {
         interactive = Terminal.isInteractive

@@ -1,6 +1,6 @@
 import Dispatch
 import Glibc
-import Synchronization
+import SecureChatCrypto
 
 /// Signals handled as events instead of killing the process, while the value lives.
 ///
@@ -35,7 +35,7 @@ private final class SignalPipe: Sendable {
     static let shared = SignalPipe()
 
     private struct Handler { var token: Int; var numbers: [Int32]; var action: @Sendable (Int32) -> Void }
-    private let handlers = Mutex((next: 0, all: [Handler]()))
+    private let handlers = Locked((next: 0, all: [Handler]()))
     /// Set once, kept for the life of the process.
     nonisolated(unsafe) private let reader: any DispatchSourceRead
 

@@ -17,7 +17,7 @@ let testGroup = MultiThreadedEventLoopGroup.singleton
 /// Log lines kept in memory, to assert what the server logged.
 final class LogRecorder: Sendable {
     struct Line: Sendable { var level: Logger.Level; var message: String; var metadata: [String: String] }
-    private let lines = Mutex<[Line]>([])
+    private let lines = Locked<[Line]>([])
 
     var all: [Line] { lines.withLock { $0 } }
     var text: String { all.map { "\($0.level) \($0.message) \($0.metadata.sorted { $0.key < $1.key })" }.joined(separator: "\n") }

@@ -584,8 +584,8 @@ final class EventBacklog: Sendable {
 
 /// A Bool shared between threads under a lock.
 final class SharedFlag: Sendable {
-    private let value: Mutex<Bool>
-    init(_ value: Bool) { self.value = Mutex(value) }
+    private let value: Locked<Bool>
+    init(_ value: Bool) { self.value = Locked(value) }
     func withLock<R>(_ body: (inout Bool) -> R) -> R { value.withLock { body(&$0) } }
 }
 
