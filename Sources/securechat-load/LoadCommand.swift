@@ -63,7 +63,10 @@ struct ServerOptions {
 func signIn(_ connection: inout ControlConnection<Backend>, _ index: Int) async throws {
     let user = benchUser(index)
     let reply = try await connection.request(.authRequest(.init(userID: user, passcode: try benchDigest(index), port: 9)))
-    guard reply == .authReply(.init(userID: user, status: .granted)) else { throw LoadError("sign-in of \(user) failed: \(reply)") }
+    // Only the verdict: the reply also names the server's extensions.
+    guard case let .authReply(answer) = reply, answer.userID == user, answer.status == .granted else {
+        throw LoadError("sign-in of \(user) failed: \(reply)")
+    }
 }
 
 struct Prepare: Command {
@@ -238,10 +241,13 @@ struct Idle: Command {
                 tasks.addTask {
                     try await ControlConnection<Backend>.with(options.server, serverKey: key,
                                                               identity: try benchIdentity(index), group: group) { connection in
-                        try await signIn(&connection, index)
+                        do { try await signIn(&connection, index) } catch {
+                            say("idle: \(error)")  // said at once: the count it waits for would never come
+                            exit(1)
+                        }
                         signedIn.add()
-                        // Hold the session until the script closes our input.
-                        _ = try? await connection.receiveAny()
+                        // Hold the session until the script stops us, through the server's keep-alive probes.
+                        while case .keepAlive? = try? await connection.receiveAny() { try? await connection.send(.keepAlive) }
                     }
                 }
             }
