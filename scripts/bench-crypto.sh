@@ -31,7 +31,7 @@ echo "allocations per IK handshake: the allocation test (debug build)..." >&2
 swift test --filter "handshakeAllocations" 2>&1 | grep "allocations:" > .build/bench-allocations.txt
 
 python3 - "$seconds" <<'PY'
-import json, sys
+import json, re, sys
 # Best of the rounds: the highest rate, except for the ratios and latencies, where lower is better.
 lower_is_better = ("ik-vs-floor", "connect ")
 rounds = [json.load(open(f".build/bench.{n}.json")) for n in (1, 2, 3)]
@@ -54,10 +54,10 @@ for n in (1, 2, 3):
 print(f"\nsecurechat vs C, same machine, same run ({sys.argv[1]} s per figure; best of 3 alternating rounds)")
 print(f"{'':36}{'ours':>11}{'C':>11}{'ratio':>8}  goal")
 misses = []
-def row(label, ours_value, c_value, ratio, goal, at_least=True, unit=""):
+def row(label, ours_value, c_value, ratio, goal, at_least=True):
     ok = ratio >= goal if at_least else ratio <= goal
     if not ok: misses.append(label)
-    print(f"{label:36}{ours_value:11.1f}{c_value:11.1f}{ratio:8.2f}  {'>=' if at_least else '<='} {goal:.2f} {'ok' if ok else 'MISSED'}{unit}")
+    print(f"{label:36}{ours_value:11.1f}{c_value:11.1f}{ratio:8.2f}  {'>=' if at_least else '<='} {goal:.2f} {'ok' if ok else 'MISSED'}")
 for key in (k for k in c if k.startswith(("seal", "open"))):
     size = int(key.split()[-1])
     goal = 0.95 if size >= 1024 else 0.90 if size == 64 else None
@@ -85,7 +85,6 @@ for percentile, goal in (("p50", 1.0), ("p99", 2.0)):
 print(f"{'connect relayed p50/p99, ms':36}{ours['connect relayed p50']:11.2f}{ours['connect relayed p99']:11.2f}")
 allocations = open(".build/bench-allocations.txt").read()
 for backend in ("openssl", "gcrypt"):
-    import re
     n = int(re.search(rf"allocations: {backend}: (\d+) per IK handshake", allocations).group(1))
     c_floor = c_allocations[f"ik-floor {backend}"]
     ok = n <= 100

@@ -25,6 +25,11 @@ for target in "${targets[@]}"; do
   if SWIFT_BACKTRACE=enable=no LSAN_OPTIONS="suppressions=$PWD/Fuzz/lsan.supp" "$bin/$target" -max_total_time="$seconds" -timeout=1 -rss_limit_mb=4096 \
        -artifact_prefix="$work/$target-" -print_final_stats=1 "$@" "$work/$target" >"$work/$target.log" 2>&1; then
     grep -E "DONE|stat::number_of_executed_units|stat::average_exec_per_sec" "$work/$target.log" | sed "s/^/  /"
+    # Seen once on a build machine (not in a fresh clone): targets linked without coverage
+    # instrumentation, which libFuzzer then fuzzes blind. Said loudly; rebuild from scratch.
+    if grep -q "Is the code instrumented for coverage" "$work/$target.log"; then
+      echo "  WARNING: $target has no coverage feedback: remove $bin/.. and build again" >&2
+    fi
     # libFuzzer times inputs in whole seconds only: replay the corpus it grew, one input at a
     # time, for the slowest in milliseconds. The first input of each process also sets the
     # target up (a real handshake), so it is not counted.

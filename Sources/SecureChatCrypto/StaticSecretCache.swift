@@ -1,4 +1,3 @@
-
 /// DH(local static, remote static) for the remote static keys one local key meets, kept: in
 /// Noise IK the `ss` token's DH is the same for every handshake between the same two static
 /// keys (wireguard-go computes it once per peer, `precomputedStaticStatic`). Holding it is no
