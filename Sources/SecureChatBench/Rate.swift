@@ -19,11 +19,3 @@ public func operationsPerSecond<W: Workload>(_ workload: inout W, seconds: Doubl
     }
     return rates.sorted()[1]
 }
-
-extension Duration {
-    /// This duration in seconds, as a floating-point number.
-    public var seconds: Double {
-        let (whole, attoseconds) = components
-        return Double(whole) + Double(attoseconds) / 1e18
-    }
-}

@@ -121,21 +121,14 @@ public struct BenchReport: Sendable {
     /// Three significant digits at most below 1000, whole numbers with thousands separators above.
     static func format(_ value: Double, digits: Int? = nil) -> String {
         let decimals = digits ?? (value >= 100 ? 0 : value >= 10 ? 1 : 2)
-        var scale = 1.0
-        for _ in 0..<decimals { scale *= 10 }
-        let scaled = Int((value * scale).rounded())
-        var whole = String(scaled / Int(scale))
-        if decimals == 0 && whole.count > 3 {
-            var grouped = ""
-            for (index, character) in whole.reversed().enumerated() {
-                if index > 0 && index % 3 == 0 { grouped.append(",") }
-                grouped.append(character)
-            }
-            whole = String(grouped.reversed())
+        let text = fixedPoint(value, decimals: decimals)
+        guard decimals == 0, text.count > 3 else { return text }
+        var grouped = ""
+        for (index, character) in text.reversed().enumerated() {
+            if index > 0 && index % 3 == 0 { grouped.append(",") }
+            grouped.append(character)
         }
-        guard decimals > 0 else { return whole }
-        let fraction = String(scaled % Int(scale))
-        return whole + "." + String(repeating: "0", count: decimals - fraction.count) + fraction
+        return String(grouped.reversed())
     }
 
     // MARK: JSON

@@ -5,6 +5,7 @@ import itertools
 import os
 import re
 import shutil
+import time
 import unittest
 
 import netlab
@@ -111,7 +112,8 @@ class Placements(LabTest):
 
     def test_calling_back_at_once_is_still_direct(self):
         # a1 hangs up its call to pub1; pub1 calls a1 straight back. Both calls use the same
-        # address pair (one port each): a1 must not be left holding it in TIME_WAIT.
+        # address pair (one port each): the side that hung up must not be left holding it in
+        # TIME_WAIT (the side that reads HANGUP closes with a reset), or its own dial back fails.
         caller, callee = self.peer("a1"), self.peer("pub1")
         for first, second in ((caller, callee), (callee, caller)):
             first.send(f"/chat {second.user}")
@@ -120,6 +122,10 @@ class Placements(LabTest):
             self.assertRegex(path, r"^direct, ", f"\n{first.user} saw: {first.lines}\n{second.user} saw: {second.lines}")
             first.send("/hangup")
             second.expect(rf"^Hang up \({first.user}\)$")
+            time.sleep(0.3)  # the close, as it goes
+            host = "a1" if first is caller else "pub1"
+            held = netlab.run("ip", "netns", "exec", LAB.ns(host), "ss", "-Htan", "state", "time-wait", "sport", "=", f":{netlab.PEER_PORT}")
+            self.assertEqual(held.strip(), "", f"{host} holds the call's address pair after hanging up")
 
     def test_two_behind_one_router_talk_over_their_lan(self):
         self.call("a1", "a2", r"^direct, 198\.51\.100\.12:7500$", r"^direct, 198\.51\.100\.11:7500$")

@@ -121,6 +121,20 @@ public struct CallSetup: Sendable {
 
         public let after: Duration
         public let step: Step
+
+        /// "+1.234 ms dialled #0 203.0.113.21:7500", as `trace = setup` shows it.
+        public var description: String {
+            let what: String
+            switch step {
+            case let .dialled(attempt, endpoint): what = "dialled #\(attempt) \(endpoint)"
+            case let .incoming(attempt, endpoint): what = "incoming #\(attempt) \(endpoint)"
+            case let .relayOpened(attempt): what = "relay #\(attempt)"
+            case let .connected(attempt): what = "connected #\(attempt)"
+            case let .closed(attempt): what = "closed #\(attempt)"
+            case let .accepted(attempt): what = "accepted #\(attempt)"
+            }
+            return "+\(fixedPoint(after.seconds * 1000, decimals: 3)) ms \(what)"
+        }
     }
 
     /// At most this many entries are kept (a dial per 100 ms for the 30 s of a call time-out).

@@ -190,6 +190,12 @@ public struct PeerConnection<Backend: CryptoBackend> {
     }
     public var isClosed: Bool { if case .closed = state { true } else { false } }
 
+    /// Answering, and nothing came yet: an initiator sends HELLO at once, a callee's dial to
+    /// its caller sends nothing (the caller is the initiator on it).
+    public var isQuietAnswer: Bool {
+        if case let .answering(answering) = state { answering.channel.hasReceivedNothing } else { false }
+    }
+
     /// When `tick` next has something to do.
     public var nextDeadline: Instant? {
         guard case let .chatting(chatting) = state else { return deadline }

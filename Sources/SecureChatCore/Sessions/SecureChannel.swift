@@ -109,6 +109,11 @@ public struct SecureChannel<Backend: CryptoBackend> {
 
     private var state: State
     private var decoder: FrameDecoder
+
+    /// A responder that has not received a byte: no HELLO, not even part of one.
+    public var hasReceivedNothing: Bool {
+        if case .awaitingHello = state { decoder.bufferedCount == 0 } else { false }
+    }
     /// securechat's rekey rule: every 10 transport messages per direction.
     public static var rekeyInterval: UInt64 { 10 }
     /// The largest frame of a control channel: a 4096-byte message and its tag. Longer ones are

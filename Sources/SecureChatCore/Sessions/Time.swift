@@ -24,3 +24,21 @@ extension Instant {
         return .nanoseconds(Int64(clamping: nanoseconds - earlier.nanoseconds))
     }
 }
+
+extension Duration {
+    /// This duration in seconds, as a floating-point number.
+    public var seconds: Double {
+        let (whole, attoseconds) = components
+        return Double(whole) + Double(attoseconds) / 1e18
+    }
+}
+
+/// `value` with exactly `decimals` digits after the point, rounded, without Foundation.
+public func fixedPoint(_ value: Double, decimals: Int) -> String {
+    var scale = 1
+    for _ in 0..<decimals { scale *= 10 }
+    let scaled = Int((value * Double(scale)).rounded())
+    guard decimals > 0 else { return String(scaled) }
+    let fraction = String(scaled % scale)
+    return "\(scaled / scale)." + String(repeating: "0", count: decimals - fraction.count) + fraction
+}

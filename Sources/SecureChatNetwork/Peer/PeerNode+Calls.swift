@@ -101,7 +101,7 @@ extension PeerNode {
     /// sides' dials need. Now that we know where the callee is, such a quiet connection from there
     /// joins our race as an accepted one.
     private func adoptEarlyDials(_ plan: CallPlan) {
-        for (id, link) in links where !link.outgoing && link.call == nil && !link.heard {
+        for (id, link) in links where link.call == nil && link.connection.isQuietAnswer {
             guard case let .accepted(source) = link.route, Self.matches(source, plan),
                   var setup = calls[plan.peer]?.setup, let attempt = setup.incoming(from: source, now: Self.now()),
                   let (connection, first) = try? callerConnection(to: plan.peer, key: plan.key) else { continue }
@@ -235,10 +235,7 @@ extension PeerNode {
         links[id] = Link(connection: connection, channel: channel, outgoing: outgoing, route: route, call: call, attempt: attempt)
         let bound = loopBound
         try channel.pipeline.syncOperations.addHandler(StreamHandler(
-            onBytes: { buffer in
-                bound.value.links[id]?.heard = true
-                bound.value.linkDo(id) { $0.receive(buffer.readableBytesView, now: Self.now()) }
-            },
+            onBytes: { buffer in bound.value.linkDo(id) { $0.receive(buffer.readableBytesView, now: Self.now()) } },
             onEnd: { bound.value.linkDo(id) { $0.endOfStream() } }))
         scheduleLinkTimer(id)
         return id
@@ -422,19 +419,7 @@ extension PeerNode {
 
     /// `trace = setup`: the race as it happened, one line per step, then the round trips.
     private func showTrace(of setup: CallSetup, with user: UserID) {
-        for entry in setup.trace {
-            let milliseconds = Double(entry.after.components.attoseconds) / 1e15 + Double(entry.after.components.seconds) * 1000
-            let step: String
-            switch entry.step {
-            case let .dialled(attempt, endpoint): step = "dialled #\(attempt) \(endpoint)"
-            case let .incoming(attempt, endpoint): step = "incoming #\(attempt) \(endpoint)"
-            case let .relayOpened(attempt): step = "relay #\(attempt)"
-            case let .connected(attempt): step = "connected #\(attempt)"
-            case let .closed(attempt): step = "closed #\(attempt)"
-            case let .accepted(attempt): step = "accepted #\(attempt)"
-            }
-            emit(.info("trace \(user) +\(milliseconds.formatted3) ms \(step)"))
-        }
+        for entry in setup.trace { emit(.info("trace \(user) \(entry.description)")) }
         emit(.info("trace \(user) \(setup.role == .caller ? "caller" : "callee"): \(setup.roundTrips ?? 0) round trips"))
     }
 
@@ -604,11 +589,3 @@ extension PeerNode {
     }
 }
 
-extension Double {
-    /// Three decimals, without Foundation's formatting.
-    fileprivate var formatted3: String {
-        let thousandths = Int((self * 1000).rounded())
-        let fraction = String(thousandths % 1000)
-        return "\(thousandths / 1000)." + String(repeating: "0", count: 3 - fraction.count) + fraction
-    }
-}

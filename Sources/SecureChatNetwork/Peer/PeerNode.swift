@@ -33,8 +33,6 @@ public final class PeerNode<Backend: CryptoBackend> {
         var timer: Scheduled<Void>?
         /// A §5 caller checked and waiting for /accept or /reject.
         var awaitingUser = false
-        /// Some bytes came on it (an initiator sends HELLO at once; a callee's dial sends nothing).
-        var heard = false
     }
 
     /// One call being set up, either way.
@@ -113,7 +111,7 @@ public final class PeerNode<Backend: CryptoBackend> {
     /// stopped, nothing more is sent to it (its loop may be shut down by then).
     public struct Handle: Sendable {
         fileprivate let node: NIOLoopBound<PeerNode>
-        private let open = SharedFlag(true)
+        private let open = Locked(true)
         private let backlog: EventBacklog
 
         fileprivate init(node: NIOLoopBound<PeerNode>, backlog: EventBacklog) {
@@ -580,13 +578,6 @@ final class EventBacklog: Sendable {
     func shouldPause() -> Bool {
         pending.load(ordering: .relaxed) >= Self.high && !paused.exchange(true, ordering: .relaxed)
     }
-}
-
-/// A Bool shared between threads under a lock.
-final class SharedFlag: Sendable {
-    private let value: Locked<Bool>
-    init(_ value: Bool) { self.value = Locked(value) }
-    func withLock<R>(_ body: (inout Bool) -> R) -> R { value.withLock { body(&$0) } }
 }
 
 extension NIOBSDSocket.Option {
