@@ -70,6 +70,10 @@ struct TestServer: Sendable {
         configuration.port = 0
         configuration.dataDirectory = dataDirectory
         configuration.scrypt = ScryptParameters(n: 1 << 10, r: 8, p: 1)
+        // The vector suites run beside these and hold the test threads for seconds at a time, so
+        // a client here may not get to sign in within the default 10 s; the tests of the
+        // deadline set their own.
+        configuration.session.signInDeadline = .seconds(60)
         adjust(&configuration)
         let log = LogRecorder()
         let server = try await RendezvousServer<TestBackend>.start(configuration: configuration, group: testGroup, logger: log.logger)
