@@ -24,6 +24,8 @@ final class OnlineDirectory: Sendable {
         let encodedIdentityKey: String
         /// Where to reach the peer, best first (§9.2), computed once at sign-in.
         let candidates: [Endpoint]
+        /// The observed IP as LOOKUPREPLY's `address` carries it, formatted once at sign-in.
+        private let address: String
         let handle: any SessionHandle
         /// A §9 peer: it is offered calls (CALLOFFER) and can take a relay leg.
         let takesCallOffers: Bool
@@ -37,6 +39,7 @@ final class OnlineDirectory: Sendable {
             self.identityKey = identityKey
             encodedIdentityKey = Base64.encode(identityKey.bytes)
             candidates = Endpoint.candidates(observed: observed, port: port, advertised: advertised)
+            address = observed.address.description
             self.takesCallOffers = takesCallOffers
             self.handle = handle
         }
@@ -49,7 +52,7 @@ final class OnlineDirectory: Sendable {
 
         /// LOOKUPREPLY for `user`, whose entry this is: the observed address, as §4 records it.
         func lookupReply(for user: UserID) -> ControlMessage.LookupReply.Found {
-            .init(answer: user, address: observed.address.description, encryptionKey: encodedIdentityKey, port: port,
+            .init(answer: user, address: address, encryptionKey: encodedIdentityKey, port: port,
                   candidates: candidates)
         }
     }

@@ -126,6 +126,19 @@ struct MessageTests {
     @Test(arguments: everyMessage)
     func roundTrip(message: ControlMessage) throws {
         #expect(try ControlMessage.decode(message.encoded()) == message)
+        // The direct writer makes the same compact JSON as the general one.
+        #expect(try JSONValue.parse(message.encoded()).serialized == message.encoded())
+    }
+
+    @Test func fieldsAreWrittenExactly() {
+        let reply = ControlMessage.callReply(.init(status: .success, reason: "a \"b\"", found: .init(
+            callee: UserID("bianca")!, encryptionKey: "a2V5", candidates: [Endpoint("[2001:db8::10]:7402")!, Endpoint("10.0.0.2:65535")!],
+            relay: "dG9rZW4=", network: .init(observed: Endpoint("203.0.113.8:7")!, behindRouter: true))))
+        #expect(String(decoding: reply.encoded(), as: UTF8.self) == #"{"msgtype":"CALLREPLY","status":"SUCCESS","reason":"a \"b\"","#
+                + #""callee":"bianca","encryptionkey":"a2V5","candidates":["[2001:db8::10]:7402","10.0.0.2:65535"],"#
+                + #""relay":"dG9rZW4=","observed":"203.0.113.8:7","nat":true}"#)
+        #expect(String(decoding: ControlMessage.hello(.init(version: -12, noise: "N")).encoded(), as: UTF8.self)
+                == #"{"msgtype":"HELLO","version":-12,"noise":"N"}"#)
     }
 
     @Test func stringsAreEscapedExactlyAndReadBack() throws {

@@ -352,7 +352,8 @@ public struct ServerSession<Backend: CryptoBackend> {
     private mutating func answer(_ reply: (Awaiting, inout Ready) -> [ControlMessage]?) -> [Action] {
         guard case var .ready(ready) = state, let awaiting = ready.awaiting, let messages = reply(awaiting, &ready) else { return [] }
         ready.awaiting = nil
-        var actions = messages.flatMap { send($0, &ready) }
+        var actions = [Action]()
+        for message in messages { actions += send(message, &ready) }
         actions += processQueue(&ready)
         return commit(ready, actions)
     }

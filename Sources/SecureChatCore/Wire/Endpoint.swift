@@ -54,27 +54,54 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String {
+        var text = [UInt8]()
+        write(into: &text)
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    /// The text form (RFC 5952 for IPv6) appended to `bytes`, without building Strings.
+    public func write(into bytes: inout [UInt8]) {
         switch self {
         case let .v4(value):
-            return [24, 16, 8, 0].map { String(UInt8(truncatingIfNeeded: value >> $0)) }.joined(separator: ".")
-        case let .v6(high, low):
-            let groups = (0..<8).map { index -> UInt16 in
-                let word = index < 4 ? high : low
-                return UInt16(truncatingIfNeeded: word >> (48 - 16 * UInt64(index % 4)))
+            for shift in stride(from: 24, through: 0, by: -8) {
+                if shift != 24 { bytes.append(UInt8(ascii: ".")) }
+                bytes.appendDecimal(UInt8(truncatingIfNeeded: value >> shift))
             }
-            // RFC 5952: the longest run of two or more zero groups (the first of equals) becomes "::".
-            var best: Range<Int>?, start: Int?
+        case let .v6(high, low):
+            func group(_ index: Int) -> UInt16 {
+                UInt16(truncatingIfNeeded: (index < 4 ? high : low) >> (48 - 16 * UInt64(index % 4)))
+            }
+            // The longest run of two or more zero groups (the first of equals) becomes "::".
+            var best = 0..<0, start: Int?
             for index in 0...8 {
-                if index < 8, groups[index] == 0 {
+                if index < 8, group(index) == 0 {
                     if start == nil { start = index }
                 } else if let runStart = start {
-                    if index - runStart >= 2, index - runStart > (best?.count ?? 0) { best = runStart..<index }
+                    if index - runStart >= 2, index - runStart > best.count { best = runStart..<index }
                     start = nil
                 }
             }
-            let hex = { (range: Range<Int>) in range.map { String(groups[$0], radix: 16) }.joined(separator: ":") }
-            guard let best else { return hex(0..<8) }
-            return hex(0..<best.lowerBound) + "::" + hex(best.upperBound..<8)
+            func hex(_ range: Range<Int>) {
+                for index in range {
+                    if index != range.lowerBound { bytes.append(UInt8(ascii: ":")) }
+                    let value = group(index)
+                    var shift = 12
+                    while shift > 0, value >> shift == 0 { shift -= 4 }
+                    while shift >= 0 {
+                        let nibble = UInt8(truncatingIfNeeded: value >> shift) & 0xF
+                        bytes.append(nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10)
+                        shift -= 4
+                    }
+                }
+            }
+            if best.isEmpty {
+                hex(0..<8)
+            } else {
+                hex(0..<best.lowerBound)
+                bytes.append(UInt8(ascii: ":"))
+                bytes.append(UInt8(ascii: ":"))
+                hex(best.upperBound..<8)
+            }
         }
     }
 
@@ -177,7 +204,18 @@ public struct Endpoint: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String {
-        address.isIPv6 ? "[\(address)]:\(port)" : "\(address):\(port)"
+        var text = [UInt8]()
+        write(into: &text)
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    /// `IP:port`, IPv6 in brackets, appended to `bytes`.
+    public func write(into bytes: inout [UInt8]) {
+        if address.isIPv6 { bytes.append(UInt8(ascii: "[")) }
+        address.write(into: &bytes)
+        if address.isIPv6 { bytes.append(UInt8(ascii: "]")) }
+        bytes.append(UInt8(ascii: ":"))
+        bytes.appendDecimal(port)
     }
 }
 

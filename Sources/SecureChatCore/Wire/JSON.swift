@@ -57,6 +57,14 @@ extension JSONValue {
     public static let maximumDepth = 32
 
     public static func parse(_ bytes: [UInt8]) throws -> JSONValue {
+        // Checked once for the whole text: a string then holds valid UTF-8 between its quotes
+        // (an ASCII quote never falls inside a multi-byte sequence).
+        guard isValidUTF8(bytes) else { throw JSONError(offset: 0, problem: "invalid UTF-8") }
+        return try parse(validatedUTF8: bytes)
+    }
+
+    /// `parse` of bytes already known to be valid UTF-8.
+    static func parse(validatedUTF8 bytes: [UInt8]) throws -> JSONValue {
         var parser = JSONParser(bytes: bytes)
         parser.skipWhitespace()
         let value = try parser.parseValue(depth: 0)
@@ -74,10 +82,10 @@ extension JSONValue {
 
     private func write(into output: inout [UInt8]) {
         switch self {
-        case .null: output += Array("null".utf8)
-        case let .bool(value): output += Array((value ? "true" : "false").utf8)
-        case let .number(text): output += Array(text.utf8)
-        case let .string(text): Self.writeString(text, into: &output)
+        case .null: output.append(literal: "null")
+        case let .bool(value): output.append(literal: value ? "true" : "false")
+        case let .number(text): output.append(contentsOf: text.utf8)
+        case let .string(text): JSONText.write(text, into: &output)
         case let .array(elements):
             output.append(UInt8(ascii: "["))
             for (index, element) in elements.enumerated() {
@@ -89,23 +97,94 @@ extension JSONValue {
             output.append(UInt8(ascii: "{"))
             for (index, member) in members.enumerated() {
                 if index > 0 { output.append(UInt8(ascii: ",")) }
-                Self.writeString(member.key, into: &output)
+                JSONText.write(member.key, into: &output)
                 output.append(UInt8(ascii: ":"))
                 member.value.write(into: &output)
             }
             output.append(UInt8(ascii: "}"))
         }
     }
+}
 
-    private static func writeString(_ text: String, into output: inout [UInt8]) {
-        output.append(UInt8(ascii: "\""))
-        // Most strings (user IDs, base64, addresses) need no escape: copy them in one go.
-        if !text.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
-            output.append(contentsOf: text.utf8)
-        } else {
-            for byte in text.utf8 { writeEscaped(byte, into: &output) }
+/// Compact JSON for one object written straight into bytes, member by member: how control
+/// messages are encoded, with no tree and no intermediate strings (a lookup reply is on the
+/// server's hot path). Keys are the protocol's own names, which need no escaping.
+struct JSONObjectWriter {
+    private(set) var bytes: [UInt8]
+    private var empty = true
+
+    init(capacity: Int) {
+        bytes = []
+        bytes.reserveCapacity(capacity)
+        bytes.append(UInt8(ascii: "{"))
+    }
+
+    mutating func string(_ key: StaticString, _ value: String) {
+        member(key)
+        JSONText.write(value, into: &bytes)
+    }
+
+    mutating func number(_ key: StaticString, _ value: Int) {
+        member(key)
+        bytes.appendDecimal(value)
+    }
+
+    mutating func bool(_ key: StaticString, _ value: Bool) {
+        member(key)
+        bytes.append(literal: value ? "true" : "false")
+    }
+
+    /// A member whose value `write` appends, complete.
+    mutating func value(_ key: StaticString, _ write: (inout [UInt8]) -> Void) {
+        member(key)
+        write(&bytes)
+    }
+
+    /// An array whose elements `write` appends, each a complete JSON value.
+    mutating func array<Elements: Sequence>(_ key: StaticString, _ elements: Elements,
+                                            _ write: (Elements.Element, inout [UInt8]) -> Void) {
+        member(key)
+        bytes.append(UInt8(ascii: "["))
+        var first = true
+        for element in elements {
+            if !first { bytes.append(UInt8(ascii: ",")) }
+            first = false
+            write(element, &bytes)
         }
-        output.append(UInt8(ascii: "\""))
+        bytes.append(UInt8(ascii: "]"))
+    }
+
+    /// The finished object.
+    mutating func finish() -> [UInt8] {
+        bytes.append(UInt8(ascii: "}"))
+        return bytes
+    }
+
+    private mutating func member(_ key: StaticString) {
+        if !empty { bytes.append(UInt8(ascii: ",")) }
+        empty = false
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(literal: key)
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(UInt8(ascii: ":"))
+    }
+}
+
+/// JSON string syntax (RFC 8259 §7), written.
+enum JSONText {
+    /// `text` quoted, with `"`, `\\` and control characters escaped.
+    static func write(_ text: String, into output: inout [UInt8]) {
+        var text = text
+        text.withUTF8 { utf8 in
+            output.append(UInt8(ascii: "\""))
+            // Most strings (user IDs, base64, addresses) need no escape: copy them in one go.
+            if !utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+                output.append(contentsOf: utf8)
+            } else {
+                for byte in utf8 { writeEscaped(byte, into: &output) }
+            }
+            output.append(UInt8(ascii: "\""))
+        }
     }
 
     private static func writeEscaped(_ byte: UInt8, into output: inout [UInt8]) {
@@ -129,6 +208,24 @@ extension JSONValue {
     }
 }
 
+extension [UInt8] {
+    mutating func append(literal: StaticString) {
+        append(contentsOf: UnsafeRawBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
+    }
+
+    /// `value` in decimal, without building a String.
+    mutating func appendDecimal(_ value: some BinaryInteger) {
+        if value < 0 { append(UInt8(ascii: "-")) }
+        let magnitude = UInt64(value.magnitude)
+        var divisor: UInt64 = 1
+        while divisor <= magnitude / 10 { divisor *= 10 }
+        repeat {
+            append(UInt8(ascii: "0") + UInt8(truncatingIfNeeded: magnitude / divisor % 10))
+            divisor /= 10
+        } while divisor > 0
+    }
+}
+
 private struct JSONParser {
     let bytes: [UInt8]
     var index = 0
@@ -138,7 +235,12 @@ private struct JSONParser {
     func error(_ problem: String) -> JSONError { JSONError(offset: index, problem: problem) }
 
     mutating func skipWhitespace() {
-        while index < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[index]) { index += 1 }
+        while index < bytes.count {
+            switch bytes[index] {
+            case 0x20, 0x09, 0x0A, 0x0D: index += 1
+            default: return
+            }
+        }
     }
 
     mutating func parseValue(depth: Int) throws -> JSONValue {
@@ -235,14 +337,22 @@ private struct JSONParser {
 
     mutating func parseString() throws -> String {
         index += 1  // opening quote
-        var scalars = [UInt8]()
+        // Most strings have no escape: made in one go from the text itself.
+        let start = index
+        while index < bytes.count, bytes[index] >= 0x20, bytes[index] != UInt8(ascii: "\\") {
+            if bytes[index] == UInt8(ascii: "\"") {
+                index += 1
+                return String(decoding: bytes[start..<(index - 1)], as: UTF8.self)
+            }
+            index += 1
+        }
+        var scalars = Array(bytes[start..<index])
         while true {
             guard index < bytes.count else { throw error("unterminated string") }
             let byte = bytes[index]
             switch byte {
             case UInt8(ascii: "\""):
                 index += 1
-                guard isValidUTF8(scalars) else { throw error("invalid UTF-8 in string") }
                 return String(decoding: scalars, as: UTF8.self)
             case UInt8(ascii: "\\"):
                 index += 1

@@ -275,7 +275,7 @@ extension ControlMessage {
         guard bytes.count <= maximumSize else { throw .tooLarge(bytes.count) }
         guard isValidUTF8(bytes) else { throw .invalidUTF8 }
         let value: JSONValue
-        do { value = try JSONValue.parse(bytes) } catch { throw .invalidJSON("\(error)") }
+        do { value = try JSONValue.parse(validatedUTF8: bytes) } catch { throw .invalidJSON("\(error)") }
         guard case .object = value else { throw .notAnObject }
         let fields = Fields(value: value)
         let type = try fields.string("msgtype")
@@ -354,16 +354,25 @@ extension ControlMessage {
 
     /// Compact JSON: `msgtype` first, then the seed's fields, then extensions.
     public func encoded() -> [UInt8] {
-        var members: [(key: String, value: JSONValue)] = [("msgtype", .string(messageType))]
-        func add(_ key: String, _ value: String?) { if let value { members.append((key, .string(value))) } }
-        func add(_ key: String, number: Int?) { if let number { members.append((key, .number(String(number)))) } }
-        func add(_ key: String, strings: [String]) { if !strings.isEmpty { members.append((key, .array(strings.map { .string($0) }))) } }
-        func add(_ key: String, endpoints: [Endpoint]) { add(key, strings: endpoints.map(\.description)) }
+        var json = JSONObjectWriter(capacity: 256)
+        func add(_ key: StaticString, _ value: String?) { if let value { json.string(key, value) } }
+        func add(_ key: StaticString, number: Int?) { if let number { json.number(key, number) } }
+        func add(_ key: StaticString, strings: [String]) { if !strings.isEmpty { json.array(key, strings, JSONText.write) } }
+        // Digits, hex, dots, colons and brackets: nothing to escape.
+        func quoted(_ endpoint: Endpoint, _ bytes: inout [UInt8]) {
+            bytes.append(UInt8(ascii: "\""))
+            endpoint.write(into: &bytes)
+            bytes.append(UInt8(ascii: "\""))
+        }
+        func add(_ key: StaticString, endpoints: [Endpoint], always: Bool = false) {
+            if always || !endpoints.isEmpty { json.array(key, endpoints, quoted) }
+        }
         func add(_ network: PeerNetwork?) {
             guard let network else { return }
-            add("observed", network.observed.description)
-            members.append(("nat", .bool(network.behindRouter)))
+            json.value("observed") { quoted(network.observed, &$0) }
+            json.bool("nat", network.behindRouter)
         }
+        json.string("msgtype", messageType)
         switch self {
         case let .hello(hello):
             add("version", number: hello.version); add("noise", hello.noise)
@@ -391,8 +400,8 @@ extension ControlMessage {
         case let .listRequest(userID), let .logoutRequest(userID):
             add("userid", userID.rawValue)
         case let .listReply(reply):
-            members.append(("users", .array(reply.users.map { .string($0.rawValue) })))
-            if reply.more { members.append(("more", .bool(true))) }
+            json.array("users", reply.users) { JSONText.write($0.rawValue, into: &$1) }
+            if reply.more { json.bool("more", true) }
         case let .presence(presence):
             add("userid", presence.userID.rawValue); add("status", presence.status.rawValue)
         case .keepAlive:
@@ -413,17 +422,17 @@ extension ControlMessage {
             add("status", reply.status.rawValue); add("reason", reply.reason)
             if let found = reply.found {
                 add("callee", found.callee.rawValue); add("encryptionkey", found.encryptionKey)
-                members.append(("candidates", .array(found.candidates.map { .string($0.description) })))
+                add("candidates", endpoints: found.candidates, always: true)
                 add("relay", found.relay); add(found.network)
             }
         case let .callOffer(offer):
             add("caller", offer.caller.rawValue); add("encryptionkey", offer.encryptionKey)
-            members.append(("candidates", .array(offer.candidates.map { .string($0.description) })))
+            add("candidates", endpoints: offer.candidates, always: true)
             add("relay", offer.relay); add(offer.network)
         case let .relay(token):
             add("token", token)
         }
-        return JSONValue.object(members).serialized
+        return json.finish()
     }
 }
 
