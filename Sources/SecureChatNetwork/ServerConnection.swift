@@ -136,16 +136,10 @@ final class ServerConnection<Backend: CryptoBackend> {
 
     // MARK: Actions
 
-    /// Carries out `actions` in order; an answer's own actions are carried out at once, before
-    /// the rest. Inlined (so a loop, not recursion) into its callers, which are specialised for
-    /// the backend: on its own it stayed generic, and every lookup paid for unspecialised code.
-    @inline(__always)
     private func perform(_ actions: [ServerSession<Backend>.Action]) {
         guard let context else { return }
         var wrote = false
-        var queue = actions[...]
-        func answered(_ actions: [ServerSession<Backend>.Action]) { queue.insert(contentsOf: actions, at: queue.startIndex) }
-        while let action = queue.popFirst() {
+        for action in actions {
             switch action {
             case let .send(bytes):
                 context.write(NIOAny(ByteBuffer(bytes: bytes)), promise: nil)
@@ -171,11 +165,11 @@ final class ServerConnection<Backend: CryptoBackend> {
             case let .changePasscode(user, digest, newDigest):
                 changePasscode(user, digest: digest, newDigest: newDigest)
             case let .lookup(user):
-                answered(session.lookupAnswered(.init(found: shared.directory.lookup(user)?.lookupReply(for: user))))
+                perform(session.lookupAnswered(.init(found: shared.directory.lookup(user)?.lookupReply(for: user))))
             case .list:
-                answered(session.listAnswered(shared.directory.users))
+                perform(session.listAnswered(shared.directory.users))
             case let .call(caller, callee):
-                answered(session.callAnswered(call(from: caller, to: callee)))
+                perform(session.callAnswered(call(from: caller, to: callee)))
             case let .signedOut(user):
                 signOut(user)
             }
