@@ -149,6 +149,19 @@ struct MessageTests {
         #expect(JSONValue.string("bianca").serialized == Array("\"bianca\"".utf8))
     }
 
+    /// Found by FuzzJSON: a message of escapes `\b` near the size limit decoded, but its encoding
+    /// (`\u0008`, three times longer) no longer fitted. Nothing is written longer than it is read.
+    @Test func aDecodedMessageFitsAgainWhenEncoded() throws {
+        let prefix = #"{"msgtype":"PASSWDREQ","userid":"ali","passcode":"#, suffix = #"","newpasscode":"x"}"#
+        let escapes = String(repeating: #"\b\f"#, count: (ControlMessage.maximumSize - prefix.utf8.count - suffix.utf8.count - 1) / 4)
+        let input = Array((prefix + "\"" + escapes + suffix).utf8)
+        #expect(input.count <= ControlMessage.maximumSize)
+        let message = try ControlMessage.decode(input)
+        #expect(message.encoded().count <= input.count)
+        #expect(try ControlMessage.decode(message.encoded()) == message)
+        #expect(JSONValue.string("\u{08}\u{0C}").serialized == Array(#""\b\f""#.utf8))
+    }
+
     @Test func notFoundHasEveryInformationFieldEmpty() {
         #expect(String(decoding: ControlMessage.lookupReply(.notFound).encoded(), as: UTF8.self)
                 == #"{"msgtype":"LOOKUPREPLY","status":"NOTFOUND","answer":"","address":"","location":"","encryptionkey":""}"#)

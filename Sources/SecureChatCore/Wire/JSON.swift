@@ -194,6 +194,10 @@ enum JSONText {
         case UInt8(ascii: "\n"): escape = UInt8(ascii: "n")
         case UInt8(ascii: "\r"): escape = UInt8(ascii: "r")
         case UInt8(ascii: "\t"): escape = UInt8(ascii: "t")
+        // Short forms for the two that have one, so that no string is written longer than it
+        // can be read in: a decoded message always fits the size limit again (found by FuzzJSON).
+        case 0x08: escape = UInt8(ascii: "b")
+        case 0x0C: escape = UInt8(ascii: "f")
         case 0..<0x20:
             let hexDigit = { (nibble: UInt8) in nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10 }
             output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
