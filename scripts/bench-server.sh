@@ -57,9 +57,17 @@ read -r start_line <&3
 address=$(sed -E 's/.*listening on ([0-9.]+:[0-9]+),.*/\1/' <<<"$start_line")
 key=$(sed -E 's/.*, key ([A-Za-z0-9+/=]{44}).*/\1/' <<<"$start_line")
 
+# CPU time of a process in seconds (user + system), to show which side the throughput waits on.
+cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"; }
 echo "securechat: $clients clients doing lookups for $seconds s..."
-lookups=$("$bin/securechat-load" lookups --server "$address" --server-key "$key" --clients $clients --seconds "$seconds")
+server_cpu_before=$(cpu_seconds "$server_pid")
+TIMEFORMAT="%U %S"
+{ time "$bin/securechat-load" lookups --server "$address" --server-key "$key" --clients $clients --seconds "$seconds" >"$work/lookups.out"; } 2>"$work/load.cpu"
+lookups=$(cat "$work/lookups.out")
+server_busy=$(awk -v a="$server_cpu_before" -v b="$(cpu_seconds "$server_pid")" -v s="$seconds" 'BEGIN { printf "%d", (b - a) / s * 100 }')
+load_busy=$(awk -v s="$seconds" '{ printf "%d", ($1 + $2) / s * 100 }' "$work/load.cpu")
 echo "  $lookups"
+echo "  CPU: server ${server_busy}% of one core (its one network thread), load generator ${load_busy}%"
 lookup_rate=$(sed -E 's/.*= ([0-9]+) per second.*/\1/' <<<"$lookups")
 
 redis_port=$((20000 + RANDOM % 20000))
@@ -140,6 +148,7 @@ securechat server benchmark ($(nproc) CPUs, $(date -u +%Y-%m-%d))
   lookups/s, $clients clients:      $lookup_rate
   redis GET/s, $clients clients:    ${redis_rate%.*}
   ratio (goal >= 0.80):     $ratio $verdict
+  CPU during the lookups:   server ${server_busy}%, load generator ${load_busy}% (of one core)
   instructions per lookup:  $lookup_instructions (server side, callgrind)
   instructions per GET:     $get_instructions (redis-server, callgrind)
   idle sessions:            $sessions ($ready_line)

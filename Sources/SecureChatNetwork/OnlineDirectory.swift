@@ -10,8 +10,9 @@ protocol SessionHandle: Sendable {
 }
 
 /// Who is signed in now, where, and with which key: shared by every event loop, under a lock.
+@usableFromInline
 final class OnlineDirectory: Sendable {
-    struct Entry: Sendable {
+    @usableFromInline struct Entry: Sendable {
         let connection: UInt64
         /// The source of the control connection (the router's mapping, behind a NAT).
         let observed: Endpoint
@@ -51,7 +52,7 @@ final class OnlineDirectory: Sendable {
         }
 
         /// LOOKUPREPLY for `user`, whose entry this is: the observed address, as §4 records it.
-        func lookupReply(for user: UserID) -> ControlMessage.LookupReply.Found {
+        @usableFromInline func lookupReply(for user: UserID) -> ControlMessage.LookupReply.Found {
             .init(answer: user, address: address, encryptionKey: encodedIdentityKey, port: port,
                   candidates: candidates)
         }
@@ -74,9 +75,9 @@ final class OnlineDirectory: Sendable {
         }
     }
 
-    func lookup(_ user: UserID) -> Entry? { entries.withLock { $0[user] } }
+    @usableFromInline func lookup(_ user: UserID) -> Entry? { entries.withLock { $0[user] } }
 
-    var users: [UserID] { entries.withLock { $0.keys.sorted() } }
+    @usableFromInline var users: [UserID] { entries.withLock { $0.keys.sorted() } }
 
     var count: Int { entries.withLock { $0.count } }
 

@@ -8,6 +8,7 @@ import SecureChatCrypto
 /// server sees only ciphertext — as the `ByteBuffer`s NIO read, never copied or reassembled.
 /// Legs accepted on different event loops are glued across them: each leg reads only while its
 /// partner can write (backpressure, never an unbounded buffer) and within the byte rate.
+@usableFromInline
 final class RelayCoordinator: Sendable {
     let configuration: RelayBook.Configuration
     private let book: Locked<RelayBook>
@@ -29,7 +30,7 @@ final class RelayCoordinator: Sendable {
 
     /// A connection whose first frame was RELAY: it becomes a leg (held until its partner comes)
     /// or is closed. Runs on the leg's event loop; `context` is its server handler's.
-    func arrive(token: String, pending: [UInt8], id: RelayBook.Leg, context: ChannelHandlerContext, logger: Logger, now: Instant) {
+    @usableFromInline func arrive(token: String, pending: [UInt8], id: RelayBook.Leg, context: ChannelHandlerContext, logger: Logger, now: Instant) {
         let arrival = book.withLock { $0.arrive(token: token, leg: id, now: now) }
         guard case .refused(let why) = arrival else {
             let handler = RelayLegHandler(id: id, coordinator: self, pending: pending, logger: logger)

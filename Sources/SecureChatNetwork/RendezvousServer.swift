@@ -6,14 +6,15 @@ import SecureChatCrypto
 import Synchronization
 
 /// What every connection of one server shares. All of it is safe from any event loop.
+@usableFromInline
 final class ServerContext<Backend: CryptoBackend>: Sendable {
     let configuration: ServerConfiguration
     let keyPair: X25519KeyPair
     let store: AccountStore<Backend>
-    let directory = OnlineDirectory()
+    @usableFromInline let directory = OnlineDirectory()
     let limiter: Locked<SignInLimiter>
     let hosts: HostCounts
-    let relay: RelayCoordinator
+    @usableFromInline let relay: RelayCoordinator
     /// scrypt and store writes run here, never on an event loop.
     let hashingPool: NIOThreadPool
     /// Jobs queued on the pool and not yet run.
