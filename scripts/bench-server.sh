@@ -4,6 +4,7 @@
 # session, and the instructions per lookup against Redis's per GET under callgrind (figures the
 # VM's drift does not move; skipped when valgrind is missing).
 # Usage: scripts/bench-server.sh [SECONDS] [IDLE_SESSIONS]   (defaults 10 and 10000)
+#        BENCH_INSTRUCTIONS=no skips the callgrind part (about 5 minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
@@ -101,7 +102,7 @@ idle_pid=""; server_pid=""
 # redis-server under callgrind serving two numbers of GETs; the difference of the totals over
 # the difference of the operations cancels start-up, sign-ins and shut-down.
 lookup_instructions="-"; get_instructions="-"
-if command -v valgrind >/dev/null; then
+if [ "${BENCH_INSTRUCTIONS:-yes}" != no ] && command -v valgrind >/dev/null; then
   static=.build/securechat-static
   [ -x "$static" ] || scripts/build-static.sh "$static" >/dev/null
   callgrind_total() { awk '/^(summary|totals):/ {print $2; exit}' "$1"; }
