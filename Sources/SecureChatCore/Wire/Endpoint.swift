@@ -88,8 +88,7 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
                     var shift = 12
                     while shift > 0, value >> shift == 0 { shift -= 4 }
                     while shift >= 0 {
-                        let nibble = UInt8(truncatingIfNeeded: value >> shift) & 0xF
-                        bytes.append(nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10)
+                        bytes.appendHexDigit(UInt8(truncatingIfNeeded: value >> shift) & 0xF)
                         shift -= 4
                     }
                 }

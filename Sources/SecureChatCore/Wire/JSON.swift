@@ -199,9 +199,9 @@ enum JSONText {
         case 0x08: escape = UInt8(ascii: "b")
         case 0x0C: escape = UInt8(ascii: "f")
         case 0..<0x20:
-            let hexDigit = { (nibble: UInt8) in nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10 }
-            output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
-                                       hexDigit(byte >> 4), hexDigit(byte & 0xF)])
+            output.append(literal: "\\u00")
+            output.appendHexDigit(byte >> 4)
+            output.appendHexDigit(byte & 0xF)
             return
         default:
             output.append(byte)
@@ -215,6 +215,11 @@ enum JSONText {
 extension [UInt8] {
     mutating func append(literal: StaticString) {
         append(contentsOf: UnsafeRawBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
+    }
+
+    /// One lower-case hex digit for `nibble` (0–15).
+    mutating func appendHexDigit(_ nibble: UInt8) {
+        append(nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10)
     }
 
     /// `value` in decimal, without building a String.
