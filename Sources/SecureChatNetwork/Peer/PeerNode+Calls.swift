@@ -31,11 +31,23 @@ extension PeerNode {
     /// the user is asked (the name is the server's, checked against the pinned key first).
     func callOffered(_ plan: CallPlan) {
         let caller = plan.peer
-        if let existing = calls[caller], existing.role == .callee {
+        var carried = [LinkID]()
+        if var existing = calls[caller], existing.role == .callee {
             // The caller's dial reached us, and we checked it with the server (§5), before this
             // offer for the same call came: that connection carries it, nothing to race.
             if existing.setup == nil, existing.record?.key == plan.key { return }
             // A new offer from the same caller: the earlier call is over (the caller gave it up).
+            // But the caller may already be on one of its connections (it adopts a quiet dial
+            // of ours, and its message 1 can overtake this offer): the direct connections that
+            // heard from the caller join the new race; quiet dials and the old relay leg do not.
+            if existing.record?.key == plan.key {
+                carried = existing.links.values.filter { id in
+                    guard let link = links[id] else { return false }
+                    return link.route != .relay && !link.connection.isQuietAnswer && !link.connection.isClosed
+                }.sorted()
+                existing.links = existing.links.filter { !carried.contains($0.value) }
+                calls[caller] = existing
+            }
             endCall(caller)
         }
         guard calls[caller] == nil else { return }
@@ -53,6 +65,23 @@ extension PeerNode {
         }
         // A refusal is raced too, so that the caller hears it at once rather than a timeout.
         startCall(plan, role: .callee, record: record, decision: decision)
+        for id in carried { rejoin(id, caller) }
+    }
+
+    /// A connection of an earlier offer from `caller` becomes an attempt of the current one,
+    /// checked again (one already answered waits on for the caller's first record).
+    private func rejoin(_ id: LinkID, _ caller: UserID) {
+        let endpoint: Endpoint
+        switch links[id]?.route {
+        case let .dialled(target)?: endpoint = target
+        case let .accepted(source)?: endpoint = source
+        case .relay?, nil: return dropLink(id)
+        }
+        guard var setup = calls[caller]?.setup, let attempt = setup.incoming(from: endpoint, now: Self.now()) else { return dropLink(id) }
+        calls[caller]?.setup = setup
+        calls[caller]?.links[attempt] = id
+        links[id]?.attempt = attempt
+        decide(caller, nil, link: id)
     }
 
     /// Asks the user about a call that passed the checks so far; unanswered, it is declined.
