@@ -10,14 +10,21 @@ import SecureChatCrypto
 /// partner can write (backpressure, never an unbounded buffer) and within the byte rate.
 @usableFromInline
 final class RelayCoordinator: Sendable {
+    /// The book and the legs it names change together, under one lock: with two, two legs
+    /// arriving at once on two event loops could each be paired in the book yet miss the other
+    /// in the table, and both would wait until their tokens expired.
+    private struct Relays {
+        var book: RelayBook
+        var legs: [RelayBook.Leg: RelayLeg] = [:]
+    }
+
     let configuration: RelayBook.Configuration
-    private let book: Locked<RelayBook>
-    private let legs = Locked<[RelayBook.Leg: RelayLeg]>([:])
+    private let relays: Locked<Relays>
     private let logger: Logger
 
     init(configuration: RelayBook.Configuration, logger: Logger) {
         self.configuration = configuration
-        book = Locked(RelayBook(configuration: configuration))
+        relays = Locked(Relays(book: RelayBook(configuration: configuration)))
         self.logger = logger
     }
 
@@ -25,60 +32,63 @@ final class RelayCoordinator: Sendable {
 
     /// A relay for one call; nil when granted, else why not.
     func offer(caller: UserID, callee: UserID, tokens: (caller: String, callee: String), now: Instant) -> RelayBook.Refusal? {
-        book.withLock { $0.offer(caller: caller, callee: callee, tokens: tokens, now: now) }
+        relays.withLock { $0.book.offer(caller: caller, callee: callee, tokens: tokens, now: now) }
     }
 
     /// A connection whose first frame was RELAY: it becomes a leg (held until its partner comes)
     /// or is closed. Runs on the leg's event loop; `context` is its server handler's.
     @usableFromInline func arrive(token: String, pending: [UInt8], id: RelayBook.Leg, context: ChannelHandlerContext, logger: Logger, now: Instant) {
-        let arrival = book.withLock { $0.arrive(token: token, leg: id, now: now) }
-        guard case .refused(let why) = arrival else {
-            let handler = RelayLegHandler(id: id, coordinator: self, pending: pending, logger: logger)
-            let leg = RelayLeg(channel: context.channel, handler: NIOLoopBound(handler, eventLoop: context.eventLoop))
-            let partner: RelayLeg? = legs.withLock { legs in
-                legs[id] = leg
-                if case let .paired(other) = arrival { return legs[other] }
-                return nil
+        let handler = RelayLegHandler(id: id, coordinator: self, pending: pending, logger: logger)
+        let leg = RelayLeg(channel: context.channel, handler: NIOLoopBound(handler, eventLoop: context.eventLoop))
+        let (refusal, partner): (String?, RelayLeg?) = relays.withLock { relays in
+            switch relays.book.arrive(token: token, leg: id, now: now) {
+            case let .refused(why):
+                return (why, nil)
+            case .waiting:
+                relays.legs[id] = leg
+                return (nil, nil)
+            case let .paired(other):
+                relays.legs[id] = leg
+                return (nil, relays.legs[other])
             }
-            do {
-                // The control handler goes: from now on every byte is the relay's.
-                try context.pipeline.syncOperations.addHandler(handler, position: .after(context.handler))
-                let removed = context.eventLoop.makePromise(of: Void.self)
-                let channel = context.channel
-                removed.futureResult.whenFailure { _ in channel.close(promise: nil) }
-                context.pipeline.syncOperations.removeHandler(context: context, promise: removed)
-            } catch {
-                context.close(promise: nil)
-                return
-            }
-            if let partner {
-                logger.info("relay paired", metadata: ["with": "\(partner.channel.remoteAddress?.endpoint.map(\.description) ?? "?")"])
-                handler.link(to: partner)
-                partner.onLoop { $0.link(to: leg) }
-            } else {
-                logger.debug("relay leg waiting for its partner")
-            }
-            return
         }
-        logger.warning("relay leg refused", metadata: ["reason": "\(why)"])
-        context.close(promise: nil)
+        if let refusal {
+            logger.warning("relay leg refused", metadata: ["reason": "\(refusal)"])
+            return context.close(promise: nil)
+        }
+        do {
+            // The control handler goes: from now on every byte is the relay's.
+            try context.pipeline.syncOperations.addHandler(handler, position: .after(context.handler))
+            let removed = context.eventLoop.makePromise(of: Void.self)
+            let channel = context.channel
+            removed.futureResult.whenFailure { _ in channel.close(promise: nil) }
+            context.pipeline.syncOperations.removeHandler(context: context, promise: removed)
+        } catch {
+            return context.close(promise: nil)
+        }
+        if let partner {
+            logger.info("relay paired", metadata: ["with": "\(partner.channel.remoteAddress?.endpoint.map(\.description) ?? "?")"])
+            handler.link(to: partner)
+            partner.onLoop { $0.link(to: leg) }
+        } else {
+            logger.debug("relay leg waiting for its partner")
+        }
     }
 
     /// A leg ended: its partner (if any) is closed too, and the relayed call is over.
     func closed(_ id: RelayBook.Leg) {
-        let other = book.withLock { $0.legClosed(id) }
-        let partner = legs.withLock { legs in
-            legs[id] = nil
-            return other.flatMap { legs.removeValue(forKey: $0) }
+        let partner = relays.withLock { relays in
+            relays.legs[id] = nil
+            return relays.book.legClosed(id).flatMap { relays.legs.removeValue(forKey: $0) }
         }
         partner?.channel.close(promise: nil)
     }
 
     /// Closes legs whose partner did not come before their tokens expired (called every second).
     func expire(now: Instant) {
-        let expired = book.withLock { $0.expire(now: now) }
-        guard !expired.isEmpty else { return }
-        let closing = legs.withLock { legs in expired.compactMap { legs.removeValue(forKey: $0) } }
+        let closing = relays.withLock { relays in
+            relays.book.expire(now: now).compactMap { relays.legs.removeValue(forKey: $0) }
+        }
         for leg in closing {
             logger.info("relay leg closed: its partner never came")
             leg.channel.close(promise: nil)

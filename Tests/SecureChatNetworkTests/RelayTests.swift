@@ -120,6 +120,21 @@ struct RelayTests {
         await bianca.close()
     }
 
+    @Test("two legs that arrive at the same moment are paired (with two locks, both could wait for each other)")
+    func simultaneousArrivals() async throws {
+        let server = try await TestServer.start { $0.relay.callsPerUser = 100 }
+        defer { Task { await server.stop() } }
+        for round in 0..<20 {
+            let (aliToken, biancaToken, _) = try await tokens(server)
+            async let caller = Leg.open(server, token: aliToken)
+            async let callee = Leg.open(server, token: biancaToken, then: [UInt8(round)])
+            let (ali, bianca) = try await (caller, callee)
+            #expect(await ali.read(1) == [UInt8(round)], "round \(round): the legs were paired")
+            await ali.close()
+            await bianca.close()
+        }
+    }
+
     @Test("a leg with no partner is closed when its token expires; an unknown token at once")
     func noPartner() async throws {
         // Long enough that the leg opens before its token expires even under a sanitizer on a
