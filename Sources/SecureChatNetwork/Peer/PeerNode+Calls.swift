@@ -17,7 +17,8 @@ extension PeerNode {
         let (setup, actions) = CallSetup.start(role: role, candidates: plan.candidates, relayToken: plan.relayToken,
                                                relayRefusal: plan.relayRefusal, networks: networks,
                                                configuration: configuration.options.callSetup, firstAttempt: 0, now: Self.now())
-        calls[plan.peer] = Call(role: role, setup: setup, plan: plan, record: record, decision: decision)
+        nextCallGeneration += 1
+        calls[plan.peer] = Call(role: role, generation: nextCallGeneration, setup: setup, plan: plan, record: record, decision: decision)
         if role == .caller {
             emit(.info("calling \(plan.peer)…"))
             adoptEarlyDials(plan)
@@ -186,7 +187,8 @@ extension PeerNode {
         if record != nil, configuration.options.askBeforeAnswering, links[id]?.connection.check(record, pinnedKey: pinnedKeys[user], busy: isBusy(besides: user)) == nil {
             decision = .asking
         }
-        calls[user] = Call(role: .callee, setup: nil, plan: nil, record: record, decision: decision)
+        nextCallGeneration += 1
+        calls[user] = Call(role: .callee, generation: nextCallGeneration, setup: nil, plan: nil, record: record, decision: decision)
         calls[user]?.links[0] = id
         links[id]?.attempt = 0
         if decision == .asking, let record { askUser(user, key: record.key) }
@@ -533,12 +535,14 @@ extension PeerNode {
         }
         let server = configuration.server
         let bound = loopBound
+        let generation = call.generation
         let resolved = IPAddress(server.host).flatMap { try? SocketAddress(ipAddress: $0.description, port: server.port) }
         let target = resolved.map { eventLoop.makeSucceededFuture($0) } ?? NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) {
             try SocketAddress.makeAddressResolvingHost(server.host, port: server.port)
         }
         target.assumeIsolated().whenComplete { result in
             let node = bound.value
+            guard node.calls[user]?.generation == generation else { return }
             guard case let .success(address) = result else { return node.setupDo(user) { $0.closed(attempt, now: Self.now()) } }
             node.open(ClientBootstrap(group: node.eventLoop).connectTimeout(.seconds(10)), to: address, user: user, attempt: attempt,
                       connection: connection, outgoing: call.role == .caller, route: .relay, first: first)
@@ -550,9 +554,11 @@ extension PeerNode {
                       connection: PeerConnection<Backend>, outgoing: Bool, route: CallSetup.Route, first: [UInt8]) {
         let bound = loopBound
         let connection = NIOLoopBound(connection, eventLoop: eventLoop)
+        let generation = calls[user]?.generation
         let future = bootstrap.channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
                 let node = bound.value
+                guard node.calls[user]?.generation == generation else { throw ChannelError.ioOnClosedChannel }
                 let id = try node.addLink(connection.value, channel: channel, outgoing: outgoing, route: route, call: user, attempt: attempt)
                 node.calls[user]?.links[attempt] = id
             }
@@ -560,6 +566,11 @@ extension PeerNode {
         track(future)
         future.assumeIsolated().whenComplete { result in
             let node = bound.value
+            guard node.calls[user]?.generation == generation else {
+                // An earlier call's dial: its links went with that call.
+                if case let .success(channel) = result { channel.close(promise: nil) }
+                return
+            }
             switch result {
             case let .success(channel):
                 guard node.calls[user]?.setup?.owns(attempt) == true else {

@@ -38,6 +38,9 @@ public final class PeerNode<Backend: CryptoBackend> {
     /// One call being set up, either way.
     struct Call {
         let role: CallSetup.Role
+        /// Which call with this peer: every set-up numbers its attempts from 0, so a dial that
+        /// completes after its call was replaced must not be taken for the new call's attempt.
+        let generation: Int
         /// nil for a call from a §5 caller (no CALLOFFER: a single connection, checked by lookup).
         var setup: CallSetup?
         /// How to reach the other side (nil for a §5 caller).
@@ -76,6 +79,7 @@ public final class PeerNode<Backend: CryptoBackend> {
     var links: [LinkID: Link] = [:]
     var nextLink: LinkID = 1
     var calls: [UserID: Call] = [:]
+    var nextCallGeneration = 0
     /// The chat going on: its link and how it connected.
     var chat: (link: LinkID, peer: UserID, path: String)?
     var failedAttempts = 0
