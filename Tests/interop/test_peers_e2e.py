@@ -196,6 +196,31 @@ class EarlyDial(PeerTest):
         bianca.expect(r"^connected to ali \(direct, ")
 
 
+    def test_a_renewed_call_goes_on_over_the_connection_answered_for_the_first(self):
+        # Ali (played by hand) calls, gives up and calls again. The callee's dial for the first
+        # offer was taken up by ali, whose message 1 was answered before the second offer came
+        # (on a loaded machine a direct message can overtake the server's offer). That connection
+        # carries the renewed call; bianca must not drop it when the second offer comes.
+        bianca = self.signed_in("bianca")
+        ali = Section5Peer(self.server, "ali", PASSCODE)
+        self.addCleanup(ali.close)
+        call = {"msgtype": "CALLREQ", "userid": "ali", "callee": "bianca"}
+        reply = ali.control.request(call)
+        self.assertEqual(reply["status"], "SUCCESS", reply)
+        sock, _ = ali.listener.accept()  # bianca's dial for the first offer
+        sock.settimeout(15)
+        stream = NoiseStream(sock)
+        self.addCleanup(stream.close)
+        stream.initiate(ali.private, base64.b64decode(reply["encryptionkey"]),
+                        json.dumps({"msgtype": "CONNECTREQ", "initiator": "ali"}).encode())
+        self.assertEqual(json.loads(stream.finish_initiating())["status"], "ACCEPTED")
+        self.assertEqual(ali.control.request(call)["status"], "SUCCESS")
+        bianca.drain(0.5)  # the second offer has come
+        Section5Peer.say(stream, "still on the first connection")
+        bianca.expect(r"^connected to ali \(direct, ")
+        bianca.expect("^ali> still on the first connection$")
+
+
 class FrozenPartner(PeerTest):
     """A partner that freezes (SIGSTOP: a laptop lid closed) is noticed, by the chat and by the server."""
 
