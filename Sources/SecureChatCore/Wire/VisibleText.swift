@@ -15,15 +15,18 @@ public enum VisibleText {
     public static func make(_ text: String, _ style: Style) -> String {
         // Most text needs nothing: keep it as it is, without a copy.
         guard text.unicodeScalars.contains(where: { needsEscape($0, style) }) else { return text }
-        var shown = String.UnicodeScalarView()
+        // Written as UTF-8 bytes: appending scalars and small strings to a String was most of
+        // the cost of a 4 KiB message full of escapes (found by the fuzz replay).
+        var shown = [UInt8]()
+        shown.reserveCapacity(text.utf8.count + 16)
         for scalar in text.unicodeScalars {
-            guard needsEscape(scalar, style) else {
-                shown.append(scalar)
-                continue
+            if needsEscape(scalar, style) {
+                appendEscape(of: scalar.value, style, to: &shown)
+            } else {
+                UTF8.encode(scalar) { shown.append($0) }
             }
-            shown.append(contentsOf: escaped(scalar, style).unicodeScalars)
         }
-        return String(shown)
+        return String(decoding: shown, as: UTF8.self)
     }
 
     private static func needsEscape(_ scalar: Unicode.Scalar, _ style: Style) -> Bool {
@@ -36,27 +39,41 @@ public enum VisibleText {
         }
     }
 
-    private static func escaped(_ scalar: Unicode.Scalar, _ style: Style) -> String {
-        let value = scalar.value
+    private static func appendEscape(of value: UInt32, _ style: Style, to shown: inout [UInt8]) {
         switch style {
         case .terminal:
-            if value < 0x20 { return "^" + String(Character(Unicode.Scalar(UInt8(value + 0x40)))) }
-            if value == 0x7F { return "^?" }
-            return "<U+" + hex(value, digits: 4) + ">"
+            if value < 0x20 {
+                shown.append(UInt8(ascii: "^"))
+                shown.append(UInt8(value + 0x40))
+            } else if value == 0x7F {
+                shown.append(literal: "^?")
+            } else {
+                shown.append(literal: "<U+")
+                appendHex(value, digits: 4, to: &shown)
+                shown.append(UInt8(ascii: ">"))
+            }
         case .log:
             switch value {
-            case 0x0A: return "\\n"
-            case 0x0D: return "\\r"
-            case 0x09: return "\\t"
-            case 0x22: return "\\\""
-            case 0x5C: return "\\\\"
-            default: return "\\u{" + hex(value, digits: 2) + "}"
+            case 0x0A: shown.append(literal: "\\n")
+            case 0x0D: shown.append(literal: "\\r")
+            case 0x09: shown.append(literal: "\\t")
+            case 0x22: shown.append(literal: "\\\"")
+            case 0x5C: shown.append(literal: "\\\\")
+            default:
+                shown.append(literal: "\\u{")
+                appendHex(value, digits: 2, to: &shown)
+                shown.append(UInt8(ascii: "}"))
             }
         }
     }
 
-    private static func hex(_ value: UInt32, digits: Int) -> String {
-        let text = String(value, radix: 16, uppercase: true)
-        return String(repeating: "0", count: max(0, digits - text.count)) + text
+    /// `value` in upper-case hex, at least `digits` long.
+    private static func appendHex(_ value: UInt32, digits: Int, to shown: inout [UInt8]) {
+        var count = digits
+        while count < 8, value >> UInt32(4 * count) != 0 { count += 1 }
+        for position in stride(from: count - 1, through: 0, by: -1) {
+            let nibble = UInt8(truncatingIfNeeded: value >> UInt32(4 * position)) & 0xF
+            shown.append(nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "A") + nibble - 10)
+        }
     }
 }
