@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes the protocol core with libFuzzer and AddressSanitizer (the Fuzz/ package).
 # Usage: [FUZZ_WORK=DIR] [FUZZ_CONFIGURATION=release] scripts/fuzz.sh [--jobs N] [TARGET|all] [SECONDS] [-- extra libFuzzer flags, e.g. -runs=10000000]
+#        FUZZ_WORK=DIR scripts/fuzz.sh --replay-plain [TARGET|all]
 # Each target starts from its small committed seed corpus (Fuzz/Corpus/TARGET, never changed
 # here) and fails on a crash, a leak, or any input slower than 1 s; what it finds is printed.
 # --jobs N runs N targets at once (one core each), reports still printed in target order.
@@ -9,6 +10,23 @@ cd "$(dirname "$0")/.."
 jobs=1
 if [ "${1:-}" = "--jobs" ]; then jobs=$2; shift 2; fi
 targets=(FuzzFrames FuzzJSON FuzzRecords FuzzServerSession FuzzCallee FuzzSignalling)
+# --replay-plain [TARGET|all]: the corpora a long run grew in $FUZZ_WORK, each input timed in
+# microseconds on an optimised build without the fuzzer's instrumentation or ASan (what the
+# input costs our code), fastest of three runs; fails on any input over 1 ms.
+if [ "${1:-}" = "--replay-plain" ]; then
+  [ -n "${FUZZ_WORK:-}" ] || { echo "fuzz: --replay-plain needs FUZZ_WORK (the long run's corpora)" >&2; exit 2; }
+  [ "${2:-all}" = all ] || targets=("$2")
+  plain=(swift build -c release --scratch-path .build/replay -Xswiftc -DFUZZ_REPLAY)
+  (cd Fuzz && "${plain[@]}" 2>&1 | grep -E "error|Build complete" | tail -1)
+  bin=$(cd Fuzz && "${plain[@]}" --show-bin-path)
+  slow=0
+  for target in "${targets[@]}"; do
+    find "$FUZZ_WORK/$target/" -type f | sort | xargs -d '\n' -n 1000 "$bin/$target" | awk -v t="$target" '
+      { us = $(NF-1); n++; if (us > max) { max = us; slowest = $2 } if (us > 1000) over++ }
+      END { printf "  %s: %d inputs, the slowest %d us (%s), %d over 1 ms\n", t, n, max, slowest, over; exit over > 0 }' || slow=1
+  done
+  exit $slow
+fi
 which=${1:-all}
 seconds=${2:-60}
 shift $(( $# >= 2 ? 2 : $# ))

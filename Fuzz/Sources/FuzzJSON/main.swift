@@ -13,3 +13,8 @@ public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     _ = VisibleText.make(String(decoding: input, as: UTF8.self), .log)
     return 0
 }
+
+#if FUZZ_REPLAY
+// A declaration, not a statement: the fuzzer build parses this file as a library.
+let replayed: Void = replayFiles(fuzz)
+#endif
