@@ -84,13 +84,7 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
             func hex(_ range: Range<Int>) {
                 for index in range {
                     if index != range.lowerBound { bytes.append(UInt8(ascii: ":")) }
-                    let value = group(index)
-                    var shift = 12
-                    while shift > 0, value >> shift == 0 { shift -= 4 }
-                    while shift >= 0 {
-                        bytes.appendHexDigit(UInt8(truncatingIfNeeded: value >> shift) & 0xF)
-                        shift -= 4
-                    }
+                    bytes.appendHex(UInt32(group(index)), minimumDigits: 1)
                 }
             }
             if best.isEmpty {

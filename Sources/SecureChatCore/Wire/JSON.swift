@@ -199,9 +199,8 @@ enum JSONText {
         case 0x08: escape = UInt8(ascii: "b")
         case 0x0C: escape = UInt8(ascii: "f")
         case 0..<0x20:
-            output.append(literal: "\\u00")
-            output.appendHexDigit(byte >> 4)
-            output.appendHexDigit(byte & 0xF)
+            output.append(literal: "\\u")
+            output.appendHex(UInt32(byte), minimumDigits: 4)
             return
         default:
             output.append(byte)
@@ -217,9 +216,16 @@ extension [UInt8] {
         append(contentsOf: UnsafeRawBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
     }
 
-    /// One lower-case hex digit for `nibble` (0–15).
-    mutating func appendHexDigit(_ nibble: UInt8) {
-        append(nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10)
+    /// `value` in hex, at least `minimumDigits` long (leading zeros past that left out): the
+    /// one hex writer for JSON's `\u00XX`, IPv6 groups and `VisibleText`'s escapes.
+    mutating func appendHex(_ value: UInt32, minimumDigits: Int, uppercase: Bool = false) {
+        var digits = minimumDigits
+        while digits < 8, value >> UInt32(4 * digits) != 0 { digits += 1 }
+        let letters = uppercase ? UInt8(ascii: "A") : UInt8(ascii: "a")
+        for position in stride(from: digits - 1, through: 0, by: -1) {
+            let nibble = UInt8(truncatingIfNeeded: value >> UInt32(4 * position)) & 0xF
+            append(nibble < 10 ? UInt8(ascii: "0") + nibble : letters + nibble - 10)
+        }
     }
 
     /// `value` in decimal, without building a String.

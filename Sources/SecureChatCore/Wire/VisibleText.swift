@@ -49,7 +49,7 @@ public enum VisibleText {
                 shown.append(literal: "^?")
             } else {
                 shown.append(literal: "<U+")
-                appendHex(value, digits: 4, to: &shown)
+                shown.appendHex(value, minimumDigits: 4, uppercase: true)
                 shown.append(UInt8(ascii: ">"))
             }
         case .log:
@@ -61,19 +61,9 @@ public enum VisibleText {
             case 0x5C: shown.append(literal: "\\\\")
             default:
                 shown.append(literal: "\\u{")
-                appendHex(value, digits: 2, to: &shown)
+                shown.appendHex(value, minimumDigits: 2, uppercase: true)
                 shown.append(UInt8(ascii: "}"))
             }
-        }
-    }
-
-    /// `value` in upper-case hex, at least `digits` long.
-    private static func appendHex(_ value: UInt32, digits: Int, to shown: inout [UInt8]) {
-        var count = digits
-        while count < 8, value >> UInt32(4 * count) != 0 { count += 1 }
-        for position in stride(from: count - 1, through: 0, by: -1) {
-            let nibble = UInt8(truncatingIfNeeded: value >> UInt32(4 * position)) & 0xF
-            shown.append(nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "A") + nibble - 10)
         }
     }
 }
