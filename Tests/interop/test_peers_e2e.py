@@ -492,6 +492,25 @@ class Section5(PeerTest):
         stream.close()
 
 
+    def test_an_offer_that_comes_after_the_chat_began_is_this_calls_and_ignored(self):
+        # The same race, one step further: the caller's first record also overtook the offer,
+        # so the chat is on when the offer comes. It must not start a second race (nor a relay).
+        bianca = self.signed_in("bianca")
+        old = Section5Peer(self.server, "olda", PASSCODE)
+        self.addCleanup(old.close)
+        stream = old.call("bianca")
+        Section5Peer.say(stream, "chatting already")
+        bianca.expect(r"^connected to olda \(direct, ")
+        bianca.expect("^olda> chatting already$")
+        reply = old.control.request({"msgtype": "CALLREQ", "userid": "olda", "callee": "bianca"})
+        self.assertEqual(reply["status"], "SUCCESS", reply)
+        bianca.drain(1.5)  # past the relay delay
+        self.assertFalse([line for line in bianca.lines if "trying the relay" in line or "Hang up" in line], bianca.lines)
+        bianca.send("still here")
+        self.assertEqual(Section5Peer.hear(stream), "still here")
+        stream.close()
+
+
 class AskFirst(PeerTest):
     """The shipped Configs/peer.conf with `answer = ask`: the user accepts or rejects a call."""
 

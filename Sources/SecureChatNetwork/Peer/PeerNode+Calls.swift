@@ -32,6 +32,9 @@ extension PeerNode {
     /// the user is asked (the name is the server's, checked against the pinned key first).
     func callOffered(_ plan: CallPlan) {
         let caller = plan.peer
+        // The caller's first record overtook this offer and the chat is on already: it is this
+        // call's offer, come late; nothing to race.
+        if let chat, chat.peer == caller, pinnedKeys[caller] == plan.key { return }
         var carried = [LinkID]()
         if var existing = calls[caller], existing.role == .callee {
             // The caller's dial reached us, and we checked it with the server (§5), before this
