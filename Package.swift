@@ -37,9 +37,18 @@ let package = Package(
         .library(name: "SecureChatNetwork", targets: ["SecureChatNetwork"]),
         .library(name: "SecureChatBench", targets: ["SecureChatBench"]),
     ],
+    // ScaleOut: several `serve` nodes on one PostgreSQL (docs/DEPLOYING.md). Off by default: the
+    // default binary does not link the database driver (and its TLS and crypto) and keeps its
+    // size budget. `scripts/build-static.sh --scale-out` builds the larger one.
+    traits: [
+        .trait(name: "ScaleOut", description: "Several server nodes sharing accounts, the directory and signalling through PostgreSQL"),
+        .default(enabledTraits: []),
+    ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // libcrypto (apt: libssl-dev), imported as a system library.
@@ -66,6 +75,17 @@ let package = Package(
                     .product(name: "Logging", package: "swift-log"),
                 ],
                 swiftSettings: strictSwift),
+        // The server's accounts, directory and signalling on PostgreSQL (trait ScaleOut; empty without it).
+        .target(name: "SecureChatCluster",
+                dependencies: [
+                    "SecureChatNetwork", "SecureChatCore", "SecureChatCrypto",
+                    .product(name: "NIOCore", package: "swift-nio"),
+                    .product(name: "NIOPosix", package: "swift-nio"),
+                    .product(name: "Logging", package: "swift-log"),
+                    .product(name: "PostgresNIO", package: "postgres-nio", condition: .when(traits: ["ScaleOut"])),
+                    .product(name: "NIOSSL", package: "swift-nio-ssl", condition: .when(traits: ["ScaleOut"])),
+                ],
+                swiftSettings: strictSwift),
         // The command line: options, --help, shell completions and the man page from one table. Pure, no I/O.
         .target(name: "SecureChatCommandLine", swiftSettings: sizeOptimised),
         // The peer's line editor: keys, widths, the line being typed. Pure, no I/O.
@@ -83,6 +103,7 @@ let package = Package(
                               "SecureChatBackends",
                               "SecureChatCore",
                               "SecureChatNetwork",
+                              .target(name: "SecureChatCluster", condition: .when(traits: ["ScaleOut"])),
                               "SecureChatBench",
                               "SecureChatTerminal",
                               "CBuildInfo",

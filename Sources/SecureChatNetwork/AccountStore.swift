@@ -1,6 +1,97 @@
 import SecureChatCore
 import SecureChatCrypto
 
+/// Where the server's accounts are kept: the file of `AccountFile` (the default) or a table of
+/// PostgreSQL (a scale-out deployment). Calls block; they run on the hashing pool.
+public protocol AccountStorage: Sendable {
+    func account(_ user: UserID) throws -> Account?
+    /// Stores `new` (nil: removes the account) only if the account is still `expected` (nil: none
+    /// yet), durably before it returns true; false, changing nothing, if it was not.
+    func replace(_ user: UserID, expecting expected: Account?, with new: Account?) throws -> Bool
+}
+
+public enum AccountCreation: Equatable, Sendable { case created, exists }
+
+/// The passcode checks and account changes of the server (PROTOCOL.md §4), over any storage:
+/// hashing runs outside the storage, and every change is a compare-and-set against what was
+/// read, so two nodes or two connections changing one account cannot undo each other.
+public final class AccountStore<Backend: CryptoBackend>: Sendable {
+    public let storage: any AccountStorage
+    public let parameters: ScryptParameters
+    /// Hashed against for unknown users, so they cost the same time as a wrong passcode.
+    private let decoy: PasscodeHash
+
+    public init(storage: any AccountStorage, parameters: ScryptParameters) throws {
+        self.storage = storage
+        self.parameters = parameters
+        try parameters.validate()
+        // Also proves the backend supports these parameters before anyone signs up.
+        decoy = try PasscodeHash.make(digest: String(repeating: "0", count: PasscodeDigest.hexLength),
+                                      parameters: parameters, backend: Backend.self)
+    }
+
+    /// The store in the account file at `path` (see `AccountFile`).
+    public convenience init(path: String, parameters: ScryptParameters) throws {
+        try self.init(storage: try AccountFile(path: path), parameters: parameters)
+    }
+
+    public func account(_ user: UserID) throws -> Account? { try storage.account(user) }
+
+    /// Checks a sign-in: the verdict, and on a match with a new identity key (a new device,
+    /// PROTOCOL.md §4) the key it replaced, after storing the new one. Unknown users run the same
+    /// hash and get `.wrongPasscode`.
+    public func verify(user: UserID, digest: String, identityKey: X25519PublicKey) throws -> SignInVerdict {
+        let account = try self.account(user)
+        let matches = (account?.passcode ?? decoy).matches(digest: digest, backend: Backend.self)
+        guard matches, let account else { return .wrongPasscode }
+        guard account.identityKey != identityKey else { return .granted(previousKey: nil) }
+        // Lost to a concurrent change of this account: the sign-in still stands on the passcode it matched.
+        _ = try storage.replace(user, expecting: account, with: Account(passcode: account.passcode, identityKey: identityKey))
+        return .granted(previousKey: account.identityKey)
+    }
+
+    /// Changes a passcode after checking the current one (`.granted` once stored durably).
+    public func changePasscode(user: UserID, digest: String, newDigest: String) throws -> SignInVerdict {
+        let account = try self.account(user)
+        guard let account, account.passcode.matches(digest: digest, backend: Backend.self) else {
+            if account == nil { _ = decoy.matches(digest: digest, backend: Backend.self) }
+            return .wrongPasscode
+        }
+        try setPasscode(user: user, digest: newDigest, expecting: account)
+        return .granted(previousKey: nil)
+    }
+
+    /// Sets a passcode without the current one (the administrator's `user passwd`); false if no such user.
+    @discardableResult
+    public func setPasscode(user: UserID, digest: String) throws -> Bool {
+        guard let account = try self.account(user) else { return false }
+        try setPasscode(user: user, digest: digest, expecting: account)
+        return true
+    }
+
+    private func setPasscode(user: UserID, digest: String, expecting current: Account) throws {
+        let hash = try PasscodeHash.make(digest: digest, parameters: parameters, backend: Backend.self)
+        guard try storage.replace(user, expecting: current, with: Account(passcode: hash, identityKey: current.identityKey)) else {
+            throw FileError("the passcode of \(user) changed meanwhile; try again")
+        }
+    }
+
+    /// Creates an account, durably, before returning `.created`. `identityKey` is nil when an
+    /// administrator adds the account: the first sign-in binds it.
+    public func create(user: UserID, digest: String, identityKey: X25519PublicKey?) throws -> AccountCreation {
+        if try account(user) != nil { return .exists }
+        let hash = try PasscodeHash.make(digest: digest, parameters: parameters, backend: Backend.self)
+        let created = try storage.replace(user, expecting: nil, with: Account(passcode: hash, identityKey: identityKey))
+        return created ? .created : .exists
+    }
+
+    /// Removes an account; false if there was none.
+    public func remove(user: UserID) throws -> Bool {
+        guard let account = try account(user) else { return false }
+        return try storage.replace(user, expecting: account, with: nil)
+    }
+}
+
 /// The server's accounts on disk: a snapshot (`accounts`, see `AccountBook` for the format) and
 /// a journal of the changes since (`accounts.journal`). A change is one line appended to the
 /// journal and flushed before the caller is told it happened, so its cost does not grow with the
@@ -8,15 +99,10 @@ import SecureChatCrypto
 /// journal outgrows the snapshot, the two are folded into a new snapshot (written whole,
 /// flushed, renamed over the old one) and the journal starts empty: replaying a journal over a
 /// snapshot that already holds its changes changes nothing, so a crash between the two steps
-/// loses nothing either. Hashing runs outside the lock; the blocking calls belong on a thread
-/// pool, not an event loop.
-public final class AccountStore<Backend: CryptoBackend>: Sendable {
+/// loses nothing either.
+public final class AccountFile: AccountStorage {
     public let path: String
-    public let parameters: ScryptParameters
     private let state: Locked<Contents>
-    /// Hashed against for unknown users, so they cost the same time as a wrong passcode.
-    private let decoy: PasscodeHash
-
     private struct Contents: ~Copyable {
         var book: AccountBook
         let journal: AppendOnlyFile
@@ -33,13 +119,8 @@ public final class AccountStore<Backend: CryptoBackend>: Sendable {
     /// Opens the store at `path` (missing: empty). A snapshot or journal it cannot parse is
     /// refused, never overwritten; the error names the file and the line. A journal's torn last
     /// line (a crash while it was written, never acknowledged) is cut off.
-    public init(path: String, parameters: ScryptParameters) throws {
+    public init(path: String) throws {
         self.path = path
-        self.parameters = parameters
-        try parameters.validate()
-        // Also proves the backend supports these parameters before anyone signs up.
-        decoy = try PasscodeHash.make(digest: String(repeating: "0", count: PasscodeDigest.hexLength),
-                                      parameters: parameters, backend: Backend.self)
         let (book, snapshotBytes, journalBytes, validJournal) = try Self.read(path)
         let journal = try AppendOnlyFile(path: Self.journalPath(path))
         if validJournal < journalBytes { try journal.truncate(to: validJournal) }
@@ -74,64 +155,12 @@ public final class AccountStore<Backend: CryptoBackend>: Sendable {
     public var users: [UserID] { state.withLock { $0.book.users } }
     public func account(_ user: UserID) -> Account? { state.withLock { $0.book[user] } }
 
-    /// Checks a sign-in: the verdict, and on a match with a new identity key (a new device,
-    /// PROTOCOL.md §4) the key it replaced, after storing the new one. Unknown users run the same
-    /// hash and get `.wrongPasscode`.
-    public func verify(user: UserID, digest: String, identityKey: X25519PublicKey) throws -> SignInVerdict {
-        let account = self.account(user)
-        let matches = (account?.passcode ?? decoy).matches(digest: digest, backend: Backend.self)
-        guard matches, let account else { return .wrongPasscode }
-        guard account.identityKey != identityKey else { return .granted(previousKey: nil) }
-        _ = try change { book in
-            guard book[user]?.passcode == account.passcode else { return nil }
-            return .set(user, Account(passcode: account.passcode, identityKey: identityKey))
+    public func replace(_ user: UserID, expecting expected: Account?, with new: Account?) throws -> Bool {
+        try change { book in
+            guard book[user] == expected else { return nil }
+            if let new { return .set(user, new) }
+            return expected == nil ? nil : .remove(user)
         }
-        return .granted(previousKey: account.identityKey)
-    }
-
-    /// Changes a passcode after checking the current one (`.granted` once stored durably).
-    public func changePasscode(user: UserID, digest: String, newDigest: String) throws -> SignInVerdict {
-        guard let account = self.account(user), account.passcode.matches(digest: digest, backend: Backend.self) else {
-            if self.account(user) == nil { _ = decoy.matches(digest: digest, backend: Backend.self) }
-            return .wrongPasscode
-        }
-        try setPasscode(user: user, digest: newDigest, expecting: account.passcode)
-        return .granted(previousKey: nil)
-    }
-
-    /// Sets a passcode without the current one (the administrator's `user passwd`); false if no such user.
-    @discardableResult
-    public func setPasscode(user: UserID, digest: String) throws -> Bool {
-        guard let account = self.account(user) else { return false }
-        try setPasscode(user: user, digest: digest, expecting: account.passcode)
-        return true
-    }
-
-    private func setPasscode(user: UserID, digest: String, expecting current: PasscodeHash) throws {
-        let hash = try PasscodeHash.make(digest: digest, parameters: parameters, backend: Backend.self)
-        let changed = try change { book in
-            guard let account = book[user], account.passcode == current else { return nil }
-            return .set(user, Account(passcode: hash, identityKey: account.identityKey))
-        }
-        guard changed else { throw FileError("the passcode of \(user) changed meanwhile; try again") }
-    }
-
-    public enum Creation: Equatable, Sendable { case created, exists }
-
-    /// Creates an account, durably, before returning `.created`. `identityKey` is nil when an
-    /// administrator adds the account: the first sign-in binds it.
-    public func create(user: UserID, digest: String, identityKey: X25519PublicKey?) throws -> Creation {
-        if account(user) != nil { return .exists }
-        let hash = try PasscodeHash.make(digest: digest, parameters: parameters, backend: Backend.self)
-        let created = try change { book in
-            book[user] == nil ? .set(user, Account(passcode: hash, identityKey: identityKey)) : nil
-        }
-        return created ? .created : .exists
-    }
-
-    /// Removes an account; false if there was none.
-    public func remove(user: UserID) throws -> Bool {
-        try change { book in book[user] != nil ? .remove(user) : nil }
     }
 
     /// Decides a change under the lock (nil: none), appends it to the journal and flushes it,

@@ -1,3 +1,4 @@
+import Glibc
 import Logging
 import NIOCore
 import NIOPosix
@@ -12,6 +13,9 @@ final class ServerContext<Backend: CryptoBackend>: Sendable {
     let keyPair: X25519KeyPair
     let store: AccountStore<Backend>
     @usableFromInline let directory = OnlineDirectory()
+    /// The other nodes of a scale-out deployment, or none.
+    let nodes: any ServerNodes
+    private let lastStamp = Atomic<UInt64>(0)
     let limiter: Locked<SignInLimiter>
     let hosts: HostCounts
     @usableFromInline let relay: RelayCoordinator
@@ -25,11 +29,12 @@ final class ServerContext<Backend: CryptoBackend>: Sendable {
     let channels = Locked<[UInt64: any Channel]>([:])
     private let nextConnectionID = Atomic<UInt64>(1)
 
-    init(configuration: ServerConfiguration, keyPair: X25519KeyPair, store: AccountStore<Backend>,
+    init(configuration: ServerConfiguration, keyPair: X25519KeyPair, store: AccountStore<Backend>, nodes: any ServerNodes,
          hashingPool: NIOThreadPool, logger: Logger) {
         self.configuration = configuration
         self.keyPair = keyPair
         self.store = store
+        self.nodes = nodes
         limiter = Locked(SignInLimiter(configuration: configuration.signInLimits))
         hosts = HostCounts(perHost: configuration.maximumConnectionsPerHost, unsignedPerHost: configuration.maximumUnsignedPerHost)
         relay = RelayCoordinator(configuration: configuration.relay, logger: logger)
@@ -38,6 +43,27 @@ final class ServerContext<Backend: CryptoBackend>: Sendable {
     }
 
     func makeConnectionID() -> UInt64 { nextConnectionID.add(1, ordering: .relaxed).oldValue }
+
+    /// A stamp for a sign-in on this node: the wall clock (comparable across nodes), and always
+    /// later than the last one taken here.
+    func makeStamp() -> SessionStamp {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        let now = UInt64(spec.tv_sec) &* 1_000_000_000 &+ UInt64(spec.tv_nsec)
+        var last = lastStamp.load(ordering: .relaxed)
+        while true {
+            let next = max(now, last &+ 1)
+            let (exchanged, original) = lastStamp.compareExchange(expected: last, desired: next, ordering: .relaxed)
+            if exchanged { return SessionStamp(time: next, node: nodes.name) }
+            last = original
+        }
+    }
+
+    /// Tells everyone signed in on this node about `presence` (the other nodes tell theirs).
+    func broadcast(_ presence: ControlMessage.Presence) {
+        guard configuration.presenceBroadcast else { return }
+        for handle in directory.others(than: presence.userID, on: nodes.name) { handle.presenceChanged(presence) }
+    }
 
     func forget(_ id: UInt64) {
         openConnections.subtract(1, ordering: .relaxed)
@@ -100,8 +126,11 @@ public final class RendezvousServer<Backend: CryptoBackend>: Sendable {
     /// Binds first, so that nothing is created on disk before the address is known to work; then
     /// opens the data directory (creating it, the key and an empty store on first start) and only
     /// then starts accepting. Throws with a clear message on anything it cannot use.
-    public static func start(configuration: ServerConfiguration, group: any EventLoopGroup,
-                             logger: Logger) async throws -> RendezvousServer {
+    ///
+    /// A scale-out node passes its accounts `storage` and its `nodes`; a standalone server keeps
+    /// its accounts in the data directory.
+    public static func start(configuration: ServerConfiguration, group: any EventLoopGroup, logger: Logger,
+                             storage: (any AccountStorage)? = nil, nodes: any ServerNodes = StandaloneNode()) async throws -> RendezvousServer {
         let ready = ContextSlot<Backend>()
         let channel = try await Listener.bind(
             ServerBootstrap(group: group)
@@ -121,13 +150,14 @@ public final class RendezvousServer<Backend: CryptoBackend>: Sendable {
             lock = try DirectoryLock(path: configuration.lockPath,
                                      purpose: "cannot use the data directory \(configuration.dataDirectory)")
             let (keyPair, madeKey) = try KeyFile.loadOrCreate(configuration.keyPath, backend: Backend.self)
-            let store = try AccountStore<Backend>(path: configuration.accountsPath, parameters: configuration.scrypt)
+            let store = try AccountStore<Backend>(storage: try storage ?? AccountFile(path: configuration.accountsPath),
+                                                  parameters: configuration.scrypt)
             let pool = NIOThreadPool(numberOfThreads: configuration.hashingThreads > 0
                                          ? configuration.hashingThreads : System.coreCount)
             pool.start()
             context = ServerContext(configuration: configuration,
                                     keyPair: keyPair.keepingStaticSecrets(capacity: configuration.staticSecretsKept), store: store,
-                                    hashingPool: pool, logger: logger)
+                                    nodes: nodes, hashingPool: pool, logger: logger)
             created = madeKey
         } catch {
             try? await channel.close()
@@ -184,6 +214,10 @@ public final class RendezvousServer<Backend: CryptoBackend>: Sendable {
 
     /// Users signed in now.
     public var signedInUsers: [UserID] { context.directory.users }
+
+    /// Where the other nodes' notices are applied (a scale-out node).
+    public var inbox: NodeInbox { NodeInbox(directory: context.directory, nodes: context.nodes,
+                                            broadcast: { [context] in context.broadcast($0) }, logger: context.logger) }
     public var openConnections: Int { context.openConnections.load(ordering: .relaxed) }
 
     /// Stops accepting, closes every connection, and releases the data directory.

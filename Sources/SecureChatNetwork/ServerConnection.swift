@@ -206,7 +206,7 @@ final class ServerConnection<Backend: CryptoBackend> {
             if case let .granted(previousKey) = verdict { network = signedIn(request, replacing: previousKey) }
             perform(session.signInAnswered(verdict, network: network))
             if case .granted = verdict {
-                broadcast(.init(userID: user, status: .online))
+                shared.broadcast(.init(userID: user, status: .online))
                 scheduleTick()
             }
         }
@@ -260,10 +260,12 @@ final class ServerConnection<Backend: CryptoBackend> {
             shared.hosts.leaveUnsigned(source.address)
         }
         let handle = ConnectionHandle(eventLoop: context.eventLoop, handler: NIOLoopBound(self, eventLoop: context.eventLoop))
-        let entry = OnlineDirectory.Entry(connection: id, observed: source, port: request.port, advertised: request.addresses,
-                                          identityKey: request.identityKey, takesCallOffers: request.takesCallOffers, handle: handle)
+        let entry = OnlineDirectory.Entry(stamp: shared.makeStamp(), connection: id, observed: source, port: request.port,
+                                          advertised: request.addresses, identityKey: request.identityKey,
+                                          takesCallOffers: request.takesCallOffers, handle: handle)
         let replaced = shared.directory.signIn(request.userID, entry)
         replaced?.handle.replacedByNewSignIn()
+        if replaced?.stamp != entry.stamp { shared.nodes.signedIn(entry.record(of: request.userID)) }
         logger.info("signed in", metadata: ["user": "\(request.userID)", "port": "\(request.port)"]
                     .merging(previousKey == nil ? [:] : ["identity key": "replaced (a new device)"]) { $1 })
         return entry.network
@@ -296,7 +298,8 @@ final class ServerConnection<Backend: CryptoBackend> {
     /// each with its own relay token when the relay allows the call. A §5 callee is offered
     /// nothing (it checks the caller by lookup) and cannot take a relay leg.
     @usableFromInline func call(from caller: UserID, to callee: UserID) -> ControlMessage.CallReply {
-        guard let found = shared.directory.lookup(callee), let own = shared.directory.lookup(caller), own.connection == id else {
+        guard let found = shared.directory.lookup(callee), let own = shared.directory.lookup(caller),
+              own.connection == id, own.stamp.node == shared.nodes.name else {
             return .init(status: .notFound)
         }
         var tokens = (caller: "", callee: "")
@@ -308,8 +311,10 @@ final class ServerConnection<Backend: CryptoBackend> {
             if refusal == nil { tokens = (callerToken, calleeToken) }
         }
         if found.takesCallOffers {
+            // The relay pairs both legs here: a callee on another node is told where that is.
+            let relayServer = found.stamp.node == shared.nodes.name || tokens.callee.isEmpty ? nil : shared.nodes.relayAddress
             found.handle.callOffered(.init(caller: caller, encryptionKey: own.encodedIdentityKey, candidates: own.candidates,
-                                           relay: tokens.callee, network: own.network))
+                                           relay: tokens.callee, network: own.network, relayServer: relayServer))
         }
         logger.info("call offered", metadata: ["user": "\(caller)", "callee": "\(callee)", "relay": "\(refusal ?? "granted")"])
         return .init(status: .success, reason: refusal,
@@ -321,14 +326,10 @@ final class ServerConnection<Backend: CryptoBackend> {
     private static func relayToken() throws -> String { Base64.encode(try Backend.randomBytes(count: 32)) }
 
     @usableFromInline func signOut(_ user: UserID) {
-        guard shared.directory.signOut(user, connection: id) else { return }
+        guard shared.directory.signOut(user, node: shared.nodes.name, connection: id) else { return }
+        shared.nodes.signedOut(user: user, connection: id)
         logger.info("signed out", metadata: ["user": "\(user)"])
-        broadcast(.init(userID: user, status: .offline))
-    }
-
-    private func broadcast(_ presence: ControlMessage.Presence) {
-        guard shared.configuration.presenceBroadcast else { return }
-        for handle in shared.directory.others(than: presence.userID) { handle.presenceChanged(presence) }
+        shared.broadcast(.init(userID: user, status: .offline))
     }
 
     /// Runs blocking work on the hashing pool and hands its result back on this event loop. The

@@ -15,7 +15,7 @@ import Synchronization
 enum LoadCommand {
     static let tree = CommandNode.group(
         CommandSpec("securechat-load", abstract: "Load generator for the securechat server (scripts/bench-server.sh)."),
-        [.command(Prepare.self), .command(Lookups.self), .command(Idle.self)])
+        [.command(Prepare.self), .command(Lookups.self), .command(Idle.self), .command(SignUps.self), .command(PresenceDelay.self)])
 
     static func main() async {
         exit(await CommandLineTool.run(tree, Array(CommandLine.arguments.dropFirst()), visible: { $0 }) { stream, text in
@@ -257,6 +257,104 @@ struct Idle: Command {
             try await Task.sleep(for: .seconds(86_400))
         }
     }
+}
+
+struct SignUps: Command {
+    static let spec = CommandSpec("signups", abstract: "Sign up USERS bench accounts through the protocol; prints sign-ups per second.",
+                                  options: ServerOptions.specs + [
+                                      .value("users", "USERS", help: "How many.", required: true),
+                                      .value("parallel", "N", help: "Sign-ups in flight at once (default 8)."),
+                                  ])
+    let options: ServerOptions
+    let users: Int
+    let parallel: Int
+
+    init(_ arguments: ParsedArguments) throws {
+        options = try ServerOptions(arguments)
+        users = try arguments.require(try arguments.integer("users", in: 1...1_000_000), "users")
+        parallel = try arguments.integer("parallel", in: 1...1000) ?? 8
+    }
+
+    func run() async throws {
+        let (key, server, users, parallel) = (options.key, options.server, users, parallel)
+        let started = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            for worker in 0..<parallel {
+                tasks.addTask {
+                    for index in stride(from: worker, to: users, by: parallel) {
+                        try await ControlConnection<Backend>.with(server, serverKey: key, identity: try benchIdentity(index),
+                                                                  group: MultiThreadedEventLoopGroup.singleton) { connection in
+                            let reply = try await connection.request(.signUpRequest(.init(userID: benchUser(index), passcode: try benchDigest(index))))
+                            guard case let .signUpReply(answer) = reply, answer.status == .created else {
+                                throw LoadError("sign-up of \(benchUser(index)) failed: \(reply)")
+                            }
+                        }
+                    }
+                }
+            }
+            try await tasks.waitForAll()
+        }
+        let seconds = milliseconds(ContinuousClock.now - started) / 1000
+        say("signups: \(users) in \(fixedPoint(seconds, decimals: 2)) s = \(Int(Double(users) / seconds)) per second, \(parallel) in flight")
+    }
+}
+
+/// How long a PRESENCE change takes to reach a client on another node: bench0 watches on
+/// `--server`, bench1 signs in and out on `--other` ROUNDS times; from bench1's AUTHREPLY to
+/// bench0's PRESENCE.
+struct PresenceDelay: Command {
+    static let spec = CommandSpec("presence", abstract: "Time from a sign-in on one node to the PRESENCE on another; prints p50 and p99.",
+                                  options: ServerOptions.specs + [
+                                      .value("other", "HOST:PORT", help: "The node bench1 signs in to.", required: true),
+                                      .value("rounds", "N", help: "Sign-ins (default 200)."),
+                                  ])
+    let options: ServerOptions
+    let other: HostPort
+    let rounds: Int
+
+    init(_ arguments: ParsedArguments) throws {
+        options = try ServerOptions(arguments)
+        other = try arguments.require(try arguments.value("other", expected: "HOST:PORT") { HostPort($0) }, "other")
+        rounds = try arguments.integer("rounds", in: 1...100_000) ?? 200
+    }
+
+    func run() async throws {
+        let (key, other, rounds) = (options.key, other, rounds)
+        let group = MultiThreadedEventLoopGroup.singleton
+        let arrivals = AsyncStream.makeStream(of: ContinuousClock.Instant.self)
+        let watcher = Task {
+            try await ControlConnection<Backend>.with(options.server, serverKey: key, identity: try benchIdentity(0), group: group) { connection in
+                try await signIn(&connection, 0)
+                arrivals.continuation.yield(.now)  // ready
+                while true {
+                    if case let .presence(update) = try await connection.receiveAny(), update.userID == benchUser(1),
+                       update.status == .online {
+                        arrivals.continuation.yield(.now)
+                    }
+                }
+            }
+        }
+        var arrived = arrivals.stream.makeAsyncIterator()
+        _ = await arrived.next()
+        var delays = [Double]()
+        for _ in 0..<rounds {
+            let signedIn = try await ControlConnection<Backend>.with(other, serverKey: key, identity: try benchIdentity(1), group: group) { connection in
+                try await signIn(&connection, 1)
+                return ContinuousClock.now
+            }
+            guard let seen = await arrived.next() else { throw LoadError("the watcher stopped") }
+            delays.append(milliseconds(seen - signedIn))
+            try await Task.sleep(for: .milliseconds(20))  // the sign-out travels too before the next round
+        }
+        watcher.cancel()
+        delays.sort()
+        let percentile = { (p: Double) in delays[min(delays.count - 1, Int(Double(delays.count) * p))] }
+        say("presence: \(rounds) sign-ins, p50 \(fixedPoint(percentile(0.5), decimals: 2)) ms, p99 \(fixedPoint(percentile(0.99), decimals: 2)) ms")
+    }
+}
+
+func milliseconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
 }
 
 final class Counter: Sendable {

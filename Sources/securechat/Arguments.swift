@@ -14,9 +14,11 @@ extension ParsedArguments {
         do { return try HostPort.listening(text) } catch { throw ArgumentError.badValue("--listen: \(error)", command: command) }
     }
 
-    func serverAddress() throws -> HostPort? {
-        guard let text = value("server") else { return nil }
-        do { return try HostPort.connecting(text) } catch { throw ArgumentError.badValue("--server: \(error)", command: command) }
+    /// Every `--server` given, in order (several nodes of one service); empty when none.
+    func serverAddresses() throws -> [HostPort] {
+        try values("server").map { text in
+            do { return try HostPort.connecting(text) } catch { throw ArgumentError.badValue("--server: \(error)", command: command) }
+        }
     }
 
     func cipher() throws(ArgumentError) -> CipherKind? {
@@ -72,6 +74,15 @@ extension ConfigFile {
 
     mutating func serverAddress(_ key: String) throws -> HostPort? {
         try take(key, expected: "HOST:PORT (e.g. 192.0.2.10:7400)") { try? HostPort.connecting($0) }
+    }
+
+    /// One or more HOST:PORT, separated by commas or spaces (several nodes of one service).
+    mutating func serverAddresses(_ key: String) throws -> [HostPort]? {
+        try take(key, expected: "HOST:PORT, or several separated by commas (e.g. 192.0.2.10:7400, 192.0.2.11:7400)") { text in
+            let addresses = text.split(whereSeparator: { $0 == "," || $0 == " " }).map { try? HostPort.connecting(String($0)) }
+            guard !addresses.isEmpty, !addresses.contains(where: { $0 == nil }) else { return nil }
+            return addresses.compactMap { $0 }
+        }
     }
 
     mutating func logLevel(_ key: String) throws -> Logger.Level? {

@@ -118,7 +118,7 @@ private struct BenchPeer<Backend: CryptoBackend> {
         options.callSetup.directPaths = directPaths
         let configuration = PeerConfiguration(
             user: user, passcodeDigest: try PasscodeDigest.wire(userID: user, passcode: passcode, backend: Backend.self),
-            server: server, serverKey: key, identity: try Backend.generateX25519KeyPair(),
+            servers: [server], serverKey: key, identity: try Backend.generateX25519KeyPair(),
             knownPeersPath: directory + "/\(name).known_peers", options: options)
         let (stream, sink) = AsyncStream.makeStream(of: PeerEvent.self)
         let handle = try await PeerNode<Backend>.start(configuration: configuration, eventLoop: group.next(),

@@ -33,7 +33,7 @@ struct PasswdCommand: Command {
     init(_ arguments: ParsedArguments) throws {
         var settings = try PeerSettings(configPath: arguments.value("config"))
         if let user = try arguments.user("user") { settings.user = user }
-        if let server = try arguments.serverAddress() { settings.server = server }
+        if let server = try arguments.serverAddresses().last { settings.servers = [server] }
         if let serverKey = arguments.value("server-key") { settings.serverKey = try PeerSettings.parseKey(serverKey) }
         if let keyFile = arguments.value("key-file") { settings.keyFile = keyFile }
         self.settings = settings
@@ -42,7 +42,7 @@ struct PasswdCommand: Command {
     func run() async throws {
         guard let user = settings.user else { throw CLIError("--user NAME is required (or `user = NAME` in the config)") }
         guard let key = settings.serverKey else { throw CLIError("--server-key is required (or `server-key = …` in the config)") }
-        try await change(user, at: settings.server, serverKey: key, keyPath: try settings.keyFile ?? PeerSettings.homeDirectory() + "/\(user).key",
+        try await change(user, at: settings.servers[0], serverKey: key, keyPath: try settings.keyFile ?? PeerSettings.homeDirectory() + "/\(user).key",
                          cipher: settings.options.cipher, backend: settings.backend.implementation)
     }
 

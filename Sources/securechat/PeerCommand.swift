@@ -34,12 +34,14 @@ struct PeerCommand: Command {
             EXAMPLES:
               securechat peer --user ali --signup --server 192.0.2.10:7400 --server-key KEY
               securechat peer --user ali --chat bianca
+              securechat peer --user ali --server chat1.example.org:7400 --server chat2.example.org:7400 --server-key KEY
               SECURECHAT_PASSCODE=… securechat peer --user ali < commands.txt
             """,
         options: [
             .value("user", "NAME", help: "Your user ID (required, here or in the config)."),
             .configFile("A peer config file (default ~/.securechat/peer.conf when it exists; see Configs/peer.conf)."),
-            .value("server", "HOST:PORT", help: "The server (default 127.0.0.1:7400)."),
+            .value("server", "HOST:PORT", help: "The server (default 127.0.0.1:7400); again for each further node of the service, tried in turn.",
+                   repeats: true),
             .value("server-key", "BASE64", help: "The server's public key, as `serve` printed it (required, here or in the config)."),
             .value("listen", "HOST:PORT", help: "Your one port for calls, the server connection and dials (default :0, every address, a port the system picks)."),
             .value("key-file", "FILE", help: "Your identity key (default ~/.securechat/NAME.key; created if missing).", completion: .files),
@@ -59,7 +61,8 @@ struct PeerCommand: Command {
     init(_ arguments: ParsedArguments) throws {
         var settings = try PeerSettings(configPath: arguments.value("config"))
         if let user = try arguments.user("user") { settings.user = user }
-        if let server = try arguments.serverAddress() { settings.server = server }
+        let servers = try arguments.serverAddresses()
+        if !servers.isEmpty { settings.servers = servers }
         if let serverKey = arguments.value("server-key") { settings.serverKey = try PeerSettings.parseKey(serverKey) }
         if let listen = try arguments.listenAddress() { settings.options.listen = listen }
         if let keyFile = arguments.value("key-file") { settings.keyFile = keyFile }
@@ -88,7 +91,8 @@ struct PeerCommand: Command {
 /// The peer's settings: defaults, then the config file; flags are applied after.
 struct PeerSettings {
     var user: UserID?
-    var server = HostPort(host: "127.0.0.1", port: 7400)
+    /// Never empty: the nodes of the service, tried in turn.
+    var servers = [HostPort(host: "127.0.0.1", port: 7400)]
     var serverKey: X25519PublicKey?
     var keyFile: String?
     var knownPeersFile: String?
@@ -104,7 +108,7 @@ struct PeerSettings {
         }
         var file = try ConfigFile.loadIfGiven(path)
         if let name = try file.take("user", expected: "a user ID", { UserID($0.lowercased()) }) { user = name }
-        if let server = try file.serverAddress("server") { self.server = server }
+        if let servers = try file.serverAddresses("server") { self.servers = servers }
         if let key = try file.take("server-key", expected: "a base64 X25519 public key", { try? Self.parseKey($0) }) { serverKey = key }
         if let listen = try file.listenAddress("listen") { options.listen = listen }
         if let path = try file.path("key-file") { keyFile = path }
@@ -172,7 +176,7 @@ struct PeerRunner<Backend: CryptoBackend> {
         }
         let digest = try Passcodes.digest(for: user, signUp: settings.options.signUp, file: passcodeFile, backend: Backend.self)
 
-        let configuration = PeerConfiguration(user: user, passcodeDigest: digest, server: settings.server, serverKey: serverKey,
+        let configuration = PeerConfiguration(user: user, passcodeDigest: digest, servers: settings.servers, serverKey: serverKey,
                                               identity: identity, knownPeersPath: knownPeersPath, options: settings.options)
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -247,6 +251,8 @@ struct PeerRunner<Backend: CryptoBackend> {
             return reason
         case .busy:
             return "the server is checking too many sign-ins from your address; try again in a minute"
+        case .unavailable:
+            return "the server cannot check passcodes right now; try again later"
         }
     }
 }

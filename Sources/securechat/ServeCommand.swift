@@ -24,7 +24,9 @@ struct ServeCommand: Command {
             failed-signins-free, signin-backoff-max, failed-signins-per-host, failed-signins-per-user, \
             failed-signin-window, signins-in-flight-per-host, signups-per-host, max-connections, max-connections-per-host, \
             max-unsigned-per-host, signin-deadline, idle-timeout, probe-interval, probe-timeout, \
-            relay-idle-timeout, hashing-threads, network-threads, log-level.
+            relay-idle-timeout, hashing-threads, network-threads, log-level; and for a node of a \
+            scale-out deployment (several servers on one PostgreSQL, docs/DEPLOYING.md): database, \
+            database-password-file, node-name, node-address, node-lease.
 
             EXAMPLES:
               securechat serve --listen :7400 --data-dir /var/lib/securechat
@@ -109,18 +111,29 @@ struct ServeCommand: Command {
         let threads = settings.server.networkThreads
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads > 0 ? threads : System.coreCount)
         let server: RendezvousServer<Backend>
+        let membership: ServerMembership
         do {
-            server = try await RendezvousServer<Backend>.start(configuration: settings.server, group: group, logger: logger)
+            membership = try await ServerMembership.join(settings, eventLoop: group.next(), logger: logger, backend: Backend.self)
         } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        do {
+            server = try await RendezvousServer<Backend>.start(configuration: settings.server, group: group, logger: logger,
+                                                               storage: membership.storage, nodes: membership.nodes)
+        } catch {
+            await membership.leave()
             try? await group.shutdownGracefully()
             throw CLIError("\(error)")
         }
+        membership.attach(server.inbox)
         if server.createdKey { logger.notice("created a new server key", metadata: ["file": "\(settings.server.keyPath)"]) }
         let stopSignal = Signals.catching([SIGINT, SIGTERM])
         Output.line(server.startLine)
         let signal = await stopSignal()
         logger.notice("stopping", metadata: ["signal": "\(signal == SIGINT ? "SIGINT" : "SIGTERM")"])
         await server.stop()
+        await membership.leave()
         try? await group.shutdownGracefully()
     }
 }
@@ -130,6 +143,8 @@ struct ServerSettings {
     var server = ServerConfiguration()
     var backend = BackendName.openssl
     var logLevel = Logger.Level.info
+    /// Set for a node of a scale-out deployment (`database = …`).
+    var scaleOut: ScaleOutSettings?
 
     // Settings that are both a flag and a config key: one range for both.
     static let relayCallsPerUserRange = 1...1000
@@ -172,6 +187,7 @@ struct ServerSettings {
         if let threads = try file.integer("hashing-threads", in: 0...256) { server.hashingThreads = threads }
         if let threads = try file.integer("network-threads", in: 0...256) { server.networkThreads = threads }
         if let level = try file.logLevel("log-level") { logLevel = level }
+        scaleOut = try ScaleOutSettings.read(&file)
         try file.requireAllUsed()
     }
 

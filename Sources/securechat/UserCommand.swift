@@ -42,6 +42,12 @@ enum UserCommand {
         init(_ arguments: ParsedArguments) throws {
             var settings = try ServerSettings(configPath: arguments.value("config"))
             if let dataDir = arguments.value("data-dir") { settings.server.dataDirectory = dataDir }
+            // Changing the data directory's store would change nothing the nodes use.
+            if settings.scaleOut != nil {
+                throw CLIError("this config is a scale-out node's: its accounts are in PostgreSQL, not in the data directory, and "
+                               + "`securechat user` cannot change them yet. Users sign up with `securechat peer --signup` and change "
+                               + "their passcode with `securechat passwd`; docs/DEPLOYING.md shows the SQL for the rest")
+            }
             self.settings = settings
         }
 
@@ -135,7 +141,7 @@ enum UserCommand {
                 throw CLIError("\(settings.server.dataDirectory) does not exist: no server has used it (wrong --data-dir?)")
             }
             let book: AccountBook
-            do { book = try AccountStore<AdministrationBackend>.readOnly(settings.server.accountsPath) } catch { throw CLIError("\(error)") }
+            do { book = try AccountFile.readOnly(settings.server.accountsPath) } catch { throw CLIError("\(error)") }
             if book.users.isEmpty { print("no accounts") }
             for user in book.users {
                 let key = book[user]?.identityKey.map { Fingerprint.of($0, backend: AdministrationBackend.self) } ?? "(no key yet: not signed in)"

@@ -23,6 +23,9 @@ public enum SignInRefusal: Equatable, Sendable {
     case lockedOut(String)
     /// The server checks too many sign-ins for this user or address right now: try again soon.
     case busy
+    /// The server cannot check passcodes now (a scale-out node cut off from its database):
+    /// another node, or this one later.
+    case unavailable
     case other(String)
 
     init(reason: String?) {
@@ -30,6 +33,7 @@ public enum SignInRefusal: Equatable, Sendable {
         case "wrong user ID or passcode"?, nil: self = .wrongPasscode
         case let reason? where reason.hasPrefix("locked out"): self = .lockedOut(reason)
         case let reason? where reason == SignInVerdict.busy.reason: self = .busy
+        case let reason? where reason == SignInVerdict.unavailable.reason: self = .unavailable
         case let reason?: self = .other(reason)
         }
     }
@@ -46,9 +50,13 @@ public struct CallPlan: Equatable, Sendable {
     public let relayRefusal: String?
     /// The other side's network as the server sees it (§9 servers say).
     public let peerNetwork: ControlMessage.PeerNetwork?
+    /// Where to open the relay leg when not at our own server ("HOST:PORT", CALLOFFER's
+    /// `relayserver`: a scale-out node pairs the legs of a call on the caller's node).
+    public let relayServer: String?
 
     public init(peer: UserID, key: X25519PublicKey, candidates: [Endpoint], relayToken: String, relayRefusal: String? = nil,
-                peerNetwork: ControlMessage.PeerNetwork? = nil) {
+                peerNetwork: ControlMessage.PeerNetwork? = nil, relayServer: String? = nil) {
+        self.relayServer = relayServer
         self.peer = peer
         self.key = key
         self.candidates = candidates
@@ -275,7 +283,7 @@ public struct ClientSession<Backend: CryptoBackend> {
                 return []
             }
             return [.callOffered(CallPlan(peer: offer.caller, key: key, candidates: offer.candidates, relayToken: offer.relay,
-                                          peerNetwork: offer.network))]
+                                          peerNetwork: offer.network, relayServer: offer.relayServer))]
         case let .listReply(reply):
             listPages += reply.users
             guard !reply.more else { return [] }

@@ -198,9 +198,14 @@ public enum ControlMessage: Equatable, Sendable {
         public var relay: String
         /// Ext: the caller's network as the server sees it.
         public var network: PeerNetwork?
-        public init(caller: UserID, encryptionKey: String, candidates: [Endpoint], relay: String, network: PeerNetwork? = nil) {
+        /// Ext `relayserver` ("HOST:PORT"): where the callee opens its relay leg when that is not
+        /// the server it is signed in to (a scale-out node pairs both legs of a call on the
+        /// caller's node). Absent: the callee's own server.
+        public var relayServer: String?
+        public init(caller: UserID, encryptionKey: String, candidates: [Endpoint], relay: String, network: PeerNetwork? = nil,
+                    relayServer: String? = nil) {
             self.caller = caller; self.encryptionKey = encryptionKey; self.candidates = candidates; self.relay = relay
-            self.network = network
+            self.network = network; self.relayServer = relayServer
         }
     }
 
@@ -344,7 +349,8 @@ extension ControlMessage {
         case "CALLOFFER":
             return .callOffer(CallOffer(caller: try fields.userID("caller"), encryptionKey: try fields.string("encryptionkey"),
                                         candidates: try fields.endpoints("candidates", atMost: Endpoint.maximumCandidates),
-                                        relay: try fields.string("relay"), network: try fields.network()))
+                                        relay: try fields.string("relay"), network: try fields.network(),
+                                        relayServer: try fields.optionalString("relayserver")))
         case "RELAY":
             return .relay(token: try fields.string("token"))
         default:
@@ -428,7 +434,7 @@ extension ControlMessage {
         case let .callOffer(offer):
             add("caller", offer.caller.rawValue); add("encryptionkey", offer.encryptionKey)
             add("candidates", endpoints: offer.candidates, always: true)
-            add("relay", offer.relay); add(offer.network)
+            add("relay", offer.relay); add(offer.network); add("relayserver", offer.relayServer)
         case let .relay(token):
             add("token", token)
         }

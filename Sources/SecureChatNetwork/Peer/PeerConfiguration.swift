@@ -38,17 +38,19 @@ public struct PeerConfiguration: Sendable {
     public var user: UserID
     /// The passcode's wire digest (`PasscodeDigest.wire`), never the passcode.
     public var passcodeDigest: String
-    public var server: HostPort
+    /// The nodes of the service, tried in turn (one, for a server on its own); all hold `serverKey`.
+    public var servers: [HostPort]
     public var serverKey: X25519PublicKey
     public var identity: X25519KeyPair
     public var knownPeersPath: String
     public var options: Options
 
-    public init(user: UserID, passcodeDigest: String, server: HostPort, serverKey: X25519PublicKey,
+    public init(user: UserID, passcodeDigest: String, servers: [HostPort], serverKey: X25519PublicKey,
                 identity: X25519KeyPair, knownPeersPath: String, options: Options) {
+        precondition(!servers.isEmpty, "at least one server")
         self.user = user
         self.passcodeDigest = passcodeDigest
-        self.server = server
+        self.servers = servers
         self.serverKey = serverKey
         self.identity = identity
         self.knownPeersPath = knownPeersPath

@@ -536,7 +536,8 @@ extension PeerNode {
         } catch {
             return setupDo(user) { $0.closed(attempt, now: Self.now()) }
         }
-        let server = configuration.server
+        // A callee on another node than the caller's opens its leg where the caller's node pairs it.
+        let server = plan.relayServer.flatMap { HostPort($0) } ?? self.server
         let bound = loopBound
         let generation = call.generation
         let resolved = IPAddress(server.host).flatMap { try? SocketAddress(ipAddress: $0.description, port: server.port) }

@@ -83,6 +83,11 @@ public final class PeerNode<Backend: CryptoBackend> {
     /// The chat going on: its link and how it connected.
     var chat: (link: LinkID, peer: UserID, path: String)?
     var failedAttempts = 0
+    /// Which of `configuration.servers` is used now, and how many others were tried since the
+    /// last sign-in (one round through them all before waiting).
+    var serverIndex = 0
+    var serversTriedInTurn = 0
+    var server: HostPort { configuration.servers[serverIndex] }
     /// Sign-ins refused as "busy" in a row (tried again, a few times).
     var busyRetries = 0
     var signedInOnce = false
@@ -222,7 +227,7 @@ public final class PeerNode<Backend: CryptoBackend> {
     func connectToServer() {
         guard !stopping, serverChannel == nil else { return }
         let bound = loopBound
-        let server = configuration.server
+        let server = self.server
         let connection: (ClientSession<Backend>, [UInt8])
         do {
             let loopback = IPAddress(server.host)?.isLoopback ?? (server.host == "localhost")
@@ -302,15 +307,26 @@ public final class PeerNode<Backend: CryptoBackend> {
     /// The server connection is gone: chats go on. Before the first sign-in, or when trying
     /// again cannot help (a wrong key, another device), it is said and not tried again;
     /// otherwise again after a growing delay.
-    func serverLost(_ why: String, canRetry: Bool) {
+    /// With several servers (nodes of one service), the next one is tried at once, each once,
+    /// before any waiting.
+    /// `evenBeforeSignIn`: the server answered and asked to try again later.
+    func serverLost(_ why: String, canRetry: Bool, evenBeforeSignIn: Bool = false) {
         closeServer()
         guard !stopping else { return }
-        guard signedInOnce else { return emit(.fatal(why)) }
+        let bound = loopBound
+        if canRetry, !replaced, serversTriedInTurn < configuration.servers.count - 1 {
+            serversTriedInTurn += 1
+            serverIndex = (serverIndex + 1) % configuration.servers.count
+            emit(.info("server: \(why); trying \(server)"))
+            reconnect = eventLoop.scheduleTask(in: .milliseconds(100)) { bound.value.connectToServer() }
+            return
+        }
+        serversTriedInTurn = 0
+        guard signedInOnce || evenBeforeSignIn else { return emit(.fatal(why)) }
         guard canRetry, !replaced else { return emit(.info("server: \(why)")) }
         failedAttempts += 1
         let delay = configuration.options.reconnectDelays.delay(afterFailures: failedAttempts)
         emit(.info("server: \(why); trying again in \(delay.components.seconds) s"))
-        let bound = loopBound
         reconnect = eventLoop.scheduleTask(in: TimeAmount(delay)) { bound.value.connectToServer() }
     }
 
@@ -345,6 +361,8 @@ public final class PeerNode<Backend: CryptoBackend> {
                 busyRetries += 1
                 let bound = loopBound
                 reconnect = eventLoop.scheduleTask(in: .milliseconds(500 * Int64(busyRetries))) { bound.value.connectToServer() }
+            case .signInRefused(.unavailable):
+                serverLost("the server cannot check passcodes right now", canRetry: true, evenBeforeSignIn: true)
             case let .signInRefused(refusal):
                 closeServer()
                 emit(.signInRefused(refusal))
@@ -397,7 +415,7 @@ public final class PeerNode<Backend: CryptoBackend> {
     }
 
     private func serverFailed(_ failure: ServerLinkFailure) {
-        let server = configuration.server
+        let server = self.server
         switch failure {
         case .closed:
             serverLost("the server closed the connection", canRetry: true)
@@ -429,6 +447,7 @@ public final class PeerNode<Backend: CryptoBackend> {
 
     private func signedIn(replacing previousKey: X25519PublicKey?) {
         failedAttempts = 0
+        serversTriedInTurn = 0
         busyRetries = 0
         let first = !signedInOnce
         signedInOnce = true
