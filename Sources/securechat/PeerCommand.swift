@@ -34,7 +34,7 @@ struct PeerCommand: Command {
             EXAMPLES:
               securechat peer --user ali --signup --server 192.0.2.10:7400 --server-key KEY
               securechat peer --user ali --chat bianca
-              securechat peer --user ali --server chat1.example.org:7400 --server chat2.example.org:7400 --server-key KEY
+              securechat peer --user ali --server a:7400 --server b:7400 --server-key KEY
               SECURECHAT_PASSCODE=… securechat peer --user ali < commands.txt
             """,
         options: [
