@@ -3,9 +3,10 @@
 set -euo pipefail
 
 # tmux: the terminal tests; iproute2, iptables, tcpdump: the network lab; zsh, fish, groff-base,
-# man-db: the completion scripts and the man page, checked with the real tools.
+# man-db: the completion scripts and the man page, checked with the real tools; postgresql: the
+# scale-out tests start their own cluster with it (as its unprivileged `postgres` account).
 packages=(libssl-dev libgcrypt20-dev libgpg-error-dev pkg-config file binutils python3-venv tmux
-          iproute2 iptables tcpdump zsh fish groff-base man-db)
+          iproute2 iptables tcpdump zsh fish groff-base man-db postgresql)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

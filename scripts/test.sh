@@ -23,5 +23,16 @@ if grep -q 'NOT RUN' .build/test-output.txt; then
   echo "test: some suites could not run here (listed above with NOT RUN)"
 fi
 
+# SECURECHAT_BINARY_TESTS=0 stops here, and says so: CI's second pass checks a clone without
+# ../shared, where only the vector suites above differ.
+if [ "${SECURECHAT_BINARY_TESTS:-1}" = 0 ]; then
+  echo "test: NOT RUN: the static builds and the tests of the real binary (SECURECHAT_BINARY_TESTS=0)"
+  exit 0
+fi
+
 scripts/build-static.sh .build/securechat-static
+# The scale-out build, for the cluster tests on a real PostgreSQL (Tests/interop/test_cluster.py).
+scripts/build-static.sh --scale-out .build/securechat-scaleout
+SECURECHAT_CLUSTER_BINARY=$(realpath .build/securechat-scaleout)
+export SECURECHAT_CLUSTER_BINARY
 scripts/interop-test.sh .build/securechat-static
