@@ -193,6 +193,7 @@ final class LookupClientHandler: ChannelInboundHandler {
                 case .lookupReply(let reply)? where reply.found != nil:
                     load.completed.add()
                     sendLookup()
+                case .presence?: break  // another client signing in, on a server that tells
                 default: fail()
                 }
             case .fail: fail()

@@ -78,12 +78,13 @@ struct ServerMembership {
                                              backend: Backend.Type) async throws -> ServerMembership {
         guard let scaleOut = settings.scaleOut else { return ServerMembership() }
         #if ScaleOut
+        let listening = settings.server
         let address = scaleOut.nodeAddress
-            ?? (settings.server.host == HostPort.everyAddress || settings.server.host == "0.0.0.0"
-                ? nil : HostPort(host: settings.server.host, port: settings.server.port))
+            ?? ([HostPort.everyAddress, "0.0.0.0"].contains(listening.host) || listening.port == 0
+                ? nil : HostPort(host: listening.host, port: listening.port))
         guard let address else {
-            throw CLIError("node-address is required when listening on every address: the HOST:PORT peers reach this node at "
-                           + "(callees on other nodes open their relay legs there)")
+            throw CLIError("node-address is required when listening on every address or on port 0: the HOST:PORT peers reach "
+                           + "this node at (callees on other nodes open their relay legs there)")
         }
         let suffix = try Backend.randomBytes(count: 4).hexString
         guard let name = NodeName("\(scaleOut.nodeName).\(suffix)") else { throw CLIError("node-name is not a valid name") }
