@@ -110,9 +110,24 @@ final class Database: Sendable {
         connection().flatMap { [logger] in $0.query(query, logger: logger) }
     }
 
-    /// Waits for the answer: only off the event loops (the hashing pool).
+    /// Waits for the answer, at most `answerTimeout`: only off the event loops (the hashing pool,
+    /// whose threads a database that stopped answering must not hold for ever).
     func queryWaiting(_ query: PostgresQuery) throws -> PostgresQueryResult {
-        do { return try self.query(query).wait() } catch { throw ClusterError("the database: \(Self.describe(error))") }
+        let answer = eventLoop.makePromise(of: PostgresQueryResult.self)
+        self.query(query).cascade(to: answer)
+        let timeout = eventLoop.scheduleTask(in: Self.answerTimeout) {
+            answer.fail(ClusterError("it did not answer within \(Self.answerTimeout.nanoseconds / 1_000_000_000) s"))
+        }
+        defer { timeout.cancel() }
+        do { return try answer.futureResult.wait() } catch { throw ClusterError("the database: \(Self.describe(error))") }
+    }
+
+    static let answerTimeout = TimeAmount.seconds(10)
+
+    /// `close` for a caller off the event loops (a command that ends).
+    func closeWaiting() {
+        let future = current.withLock { slot -> EventLoopFuture<PostgresConnection>? in defer { slot = nil }; return slot }
+        if let connection = try? future?.wait() { try? connection.close().wait() }
     }
 
     func close() async {
@@ -129,6 +144,7 @@ final class Database: Sendable {
             default: return "\(error.code)"
             }
         }
+        if let error = error as? ClusterError { return error.description }
         return NetworkWords.describe(error, while: .talking(with: "the database"))
     }
 }

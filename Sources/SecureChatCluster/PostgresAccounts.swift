@@ -1,4 +1,6 @@
 #if ScaleOut
+import Logging
+import NIOPosix
 import PostgresNIO
 import SecureChatCore
 import SecureChatCrypto
@@ -15,12 +17,15 @@ final class PostgresAccounts: AccountStorage {
 
     func account(_ user: UserID) throws -> Account? {
         let rows = try database.queryWaiting("SELECT passcode, identity_key FROM securechat_accounts WHERE user_id = \(user.rawValue)").rows
-        guard let row = rows.first else { return nil }
-        let (passcode, key) = try row.decode((String, String?).self)
-        guard let hash = PasscodeHash(encoded: passcode) else {
+        return try rows.first.map { try Self.account(of: user, $0.decode((String, String?).self)) }
+    }
+
+    /// The columns of one account as stored; an unreadable one is an error naming the user.
+    private static func account(of user: UserID, _ columns: (passcode: String, key: String?)) throws -> Account {
+        guard let hash = PasscodeHash(encoded: columns.passcode) else {
             throw ClusterError("the database holds an unreadable passcode hash for \(user)")
         }
-        guard let key else { return Account(passcode: hash, identityKey: nil) }
+        guard let key = columns.key else { return Account(passcode: hash, identityKey: nil) }
         guard let bytes = Base64.decode(key), let identityKey = try? X25519PublicKey(bytes: bytes) else {
             throw ClusterError("the database holds an unreadable identity key for \(user)")
         }
@@ -53,6 +58,32 @@ final class PostgresAccounts: AccountStorage {
         return try database.queryWaiting(query).metadata.rows == 1
     }
 
+    /// Every account (`securechat user list`), in one query.
+    func book() throws -> AccountBook {
+        var book = AccountBook()
+        for row in try database.queryWaiting("SELECT user_id, passcode, identity_key FROM securechat_accounts").rows {
+            let (name, passcode, key) = try row.decode((String, String, String?).self)
+            guard let user = UserID(name) else { throw ClusterError("the database holds an account with an invalid user ID") }
+            book[user] = try Self.account(of: user, (passcode, key))
+        }
+        return book
+    }
+
     private static func text(_ key: X25519PublicKey?) -> String? { key.map { Base64.encode($0.bytes) } }
+}
+
+/// `securechat user` on a scale-out node's config: the accounts table, opened for one command.
+public enum ClusterAccounts {
+    /// Runs `body` with the table (and a way to read every account), then closes the connection.
+    public static func with<Result>(_ settings: DatabaseSettings,
+                                    _ body: (any AccountStorage, () throws -> AccountBook) throws -> Result) throws -> Result {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        let database = try Database(settings: settings, eventLoop: group.next(), logger: Logger(label: "securechat.user"))
+        defer { database.closeWaiting() }
+        _ = try database.queryWaiting(Schema.create)
+        let accounts = PostgresAccounts(database: database)
+        return try body(accounts, accounts.book)
+    }
 }
 #endif

@@ -47,8 +47,8 @@ public final class PostgresCluster: ServerNodes {
         let cluster = PostgresCluster(name: name, relayAddress: relayAddress, database: database, lease: lease,
                                       eventLoop: eventLoop, logger: logger)
         do {
-            try await Schema.create(database)
-            _ = try await cluster.renewLease().get()
+            _ = try await database.query(Schema.create).get()
+            try await cluster.renewLease().get()
         } catch {
             await database.close()
             throw ClusterError("cannot use the database \(settings.description): \(Database.describe(error))")
@@ -110,7 +110,7 @@ public final class PostgresCluster: ServerNodes {
                         \(Int64(bitPattern: record.stamp.time)), \(notice))
                 ON CONFLICT (user_id) DO UPDATE SET node = excluded.node, connection = excluded.connection,
                     stamp = excluded.stamp, record = excluded.record
-                WHERE (securechat_sessions.stamp, securechat_sessions.node) < (excluded.stamp, excluded.node))
+                WHERE (securechat_sessions.stamp, securechat_sessions.node COLLATE "C") < (excluded.stamp, excluded.node COLLATE "C"))
             SELECT pg_notify(\(Self.channel), \(notice))
             """)
     }
@@ -135,8 +135,8 @@ public final class PostgresCluster: ServerNodes {
 
     // MARK: Lease and connection state
 
-    /// Renews the lease; when the row had to be made anew (first start, or swept while this
-    /// node was cut off), publishes this node's sessions again.
+    /// Renews the lease. When the row had to be made anew (swept while this node was cut off)
+    /// or the database was lost meanwhile, the table is made to match this node's sessions again.
     private func renewLease() -> EventLoopFuture<Void> {
         let seconds = Int64(lease.nanoseconds / 1_000_000_000)
         // The row says the lease ends a third early: a renewal is due every third, and the sweep
@@ -147,11 +147,24 @@ public final class PostgresCluster: ServerNodes {
             ON CONFLICT (node) DO UPDATE SET lease_until = excluded.lease_until
             RETURNING (xmax = 0) AS made
             """).map { [self] result in
-            restored()
-            if (try? result.rows.first?.decode(Bool.self)) == true, let inbox = state.withLock({ $0.inbox }) {
-                for record in inbox.localRecords() { signedIn(record) }
-            }
+            let back = restored()
+            let made = (try? result.rows.first?.decode(Bool.self)) == true
+            if made || back { republish() }
         }
+    }
+
+    /// This node's sessions as they are now: rows of sessions that ended while the database was
+    /// away go (with their sign-outs), the live ones are written again (the others ignore what
+    /// they knew already).
+    private func republish() {
+        guard let records = state.withLock({ $0.inbox })?.localRecords() else { return }
+        send("""
+            WITH ended AS (DELETE FROM securechat_sessions
+                           WHERE node = \(name.rawValue) AND NOT (user_id = ANY(\(records.map(\.user.rawValue))))
+                           RETURNING user_id, node, connection)
+            SELECT \(unescaped: Schema.notifySignOut) FROM ended
+            """)
+        for record in records { signedIn(record) }
     }
 
     private func lost(_ error: any Error) {
@@ -164,12 +177,14 @@ public final class PostgresCluster: ServerNodes {
                      metadata: ["reason": "\(Database.describe(error))"])
     }
 
-    private func restored() {
+    /// True if the database had been lost.
+    private func restored() -> Bool {
         let back = state.withLock { state in
             defer { state.connected = true }
             return !state.connected
         }
         if back { logger.notice("the database is back: sign-ins resume") }
+        return back
     }
 
     // MARK: Notices
@@ -212,23 +227,21 @@ public final class PostgresCluster: ServerNodes {
 }
 
 /// The tables and the statements that span them.
-private enum Schema {
+enum Schema {
     /// Made once, by whichever node starts first (the advisory lock keeps two first starts from
     /// racing on the catalogue).
-    static func create(_ database: Database) async throws {
-        _ = try await database.query("""
-            DO $$ BEGIN
-              PERFORM pg_advisory_xact_lock(7400);
-              CREATE TABLE IF NOT EXISTS securechat_accounts (
-                user_id text PRIMARY KEY, passcode text NOT NULL, identity_key text);
-              CREATE TABLE IF NOT EXISTS securechat_nodes (
-                node text PRIMARY KEY, address text NOT NULL, lease_until timestamptz NOT NULL);
-              CREATE TABLE IF NOT EXISTS securechat_sessions (
-                user_id text PRIMARY KEY, node text NOT NULL, connection bigint NOT NULL, stamp bigint NOT NULL,
-                record text NOT NULL);
-            END $$
-            """).get()
-    }
+    static let create: PostgresQuery = """
+        DO $$ BEGIN
+          PERFORM pg_advisory_xact_lock(7400);
+          CREATE TABLE IF NOT EXISTS securechat_accounts (
+            user_id text PRIMARY KEY, passcode text NOT NULL, identity_key text);
+          CREATE TABLE IF NOT EXISTS securechat_nodes (
+            node text PRIMARY KEY, address text NOT NULL, lease_until timestamptz NOT NULL);
+          CREATE TABLE IF NOT EXISTS securechat_sessions (
+            user_id text PRIMARY KEY, node text NOT NULL, connection bigint NOT NULL, stamp bigint NOT NULL,
+            record text NOT NULL);
+        END $$
+        """
 
     /// A sign-out notice per row of `ended` (user_id, node, connection).
     static let notifySignOut = """

@@ -103,8 +103,28 @@ struct ServerMembership {
         return ServerMembership(storage: cluster.storage, nodes: cluster, attach: { cluster.attach($0) }, leave: { await cluster.stop() })
         #else
         _ = scaleOut
-        throw CLIError("this securechat was built without scale-out support, so it cannot use `database =`; "
-                       + "build it with scripts/build-static.sh --scale-out (docs/DEPLOYING.md)")
+        throw CLIError(ScaleOutSettings.notBuiltIn)
+        #endif
+    }
+}
+
+extension ScaleOutSettings {
+    static let notBuiltIn = "this securechat was built without scale-out support, so it cannot use `database =`; "
+        + "build it with scripts/build-static.sh --scale-out (docs/DEPLOYING.md)"
+
+    /// The deployment's accounts table, for `securechat user`: `body` gets it and a way to read
+    /// every account.
+    func withAccounts<Result>(_ body: (any AccountStorage, () throws -> AccountBook) throws -> Result) throws -> Result {
+        #if ScaleOut
+        let settings: DatabaseSettings
+        do { settings = try DatabaseSettings(url: database, password: try password()) } catch let error as ClusterError {
+            throw CLIError("\(error)")
+        }
+        do { return try ClusterAccounts.with(settings, body) } catch let error as CLIError { throw error } catch {
+            throw CLIError("\(error)")
+        }
+        #else
+        throw CLIError(Self.notBuiltIn)
         #endif
     }
 }

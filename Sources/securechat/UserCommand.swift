@@ -17,7 +17,8 @@ enum UserCommand {
             discussion: """
                 `list` reads the data directory and works while the server runs. `add`, `remove` and \
                 `passwd` change it, so they need the server stopped (it holds the directory; the \
-                command says so). Users can also create their own accounts with \
+                command says so). With a scale-out node's config (`database = …`) they work on the \
+                deployment's PostgreSQL, while the nodes run. Users can also create their own accounts with \
                 `securechat peer --signup` when the server allows sign-up, and change their own \
                 passcode with `securechat passwd`.
 
@@ -42,17 +43,18 @@ enum UserCommand {
         init(_ arguments: ParsedArguments) throws {
             var settings = try ServerSettings(configPath: arguments.value("config"))
             if let dataDir = arguments.value("data-dir") { settings.server.dataDirectory = dataDir }
-            // Changing the data directory's store would change nothing the nodes use.
-            if settings.scaleOut != nil {
-                throw CLIError("this config is a scale-out node's: its accounts are in PostgreSQL, not in the data directory, and "
-                               + "`securechat user` cannot change them yet. Users sign up with `securechat peer --signup` and change "
-                               + "their passcode with `securechat passwd`; docs/DEPLOYING.md shows the SQL for the rest")
-            }
             self.settings = settings
         }
 
-        /// Opens the store with the server's lock held, so a running server's store is not changed under it.
+        /// Opens the store with the server's lock held, so a running server's store is not changed
+        /// under it; a scale-out node's config names its database, whose changes are safe while
+        /// the nodes run (each one a compare-and-set).
         func withStore<R>(_ body: (AccountStore<AdministrationBackend>) throws -> R) throws -> R {
+            if let scaleOut = settings.scaleOut {
+                return try scaleOut.withAccounts { storage, _ in
+                    try body(try AccountStore(storage: storage, parameters: settings.server.scrypt))
+                }
+            }
             do {
                 try Files.makeDirectory(settings.server.dataDirectory)
                 let lock = try DirectoryLock(path: settings.server.lockPath,
@@ -137,11 +139,15 @@ enum UserCommand {
 
         func run() throws {
             let settings = store.settings
-            guard Files.exists(settings.server.dataDirectory) else {
-                throw CLIError("\(settings.server.dataDirectory) does not exist: no server has used it (wrong --data-dir?)")
-            }
             let book: AccountBook
-            do { book = try AccountFile.readOnly(settings.server.accountsPath) } catch { throw CLIError("\(error)") }
+            if let scaleOut = settings.scaleOut {
+                book = try scaleOut.withAccounts { _, read in try read() }
+            } else {
+                guard Files.exists(settings.server.dataDirectory) else {
+                    throw CLIError("\(settings.server.dataDirectory) does not exist: no server has used it (wrong --data-dir?)")
+                }
+                do { book = try AccountFile.readOnly(settings.server.accountsPath) } catch { throw CLIError("\(error)") }
+            }
             if book.users.isEmpty { print("no accounts") }
             for user in book.users {
                 let key = book[user]?.identityKey.map { Fingerprint.of($0, backend: AdministrationBackend.self) } ?? "(no key yet: not signed in)"
