@@ -304,12 +304,11 @@ public final class PeerNode<Backend: CryptoBackend> {
         perform(actions)
     }
 
-    /// The server connection is gone: chats go on. Before the first sign-in, or when trying
-    /// again cannot help (a wrong key, another device), it is said and not tried again;
-    /// otherwise again after a growing delay.
-    /// With several servers (nodes of one service), the next one is tried at once, each once,
-    /// before any waiting.
-    /// `evenBeforeSignIn`: the server answered and asked to try again later.
+    /// The server connection is gone: chats go on. With several servers (nodes of one service)
+    /// the next one is tried at once, each once. After that: before the first sign-in (unless
+    /// the server asked to be tried again later, `evenBeforeSignIn`), or when trying again cannot
+    /// help (a wrong key, another device), it is said and not tried again; otherwise again after
+    /// a growing delay.
     func serverLost(_ why: String, canRetry: Bool, evenBeforeSignIn: Bool = false) {
         closeServer()
         guard !stopping else { return }
