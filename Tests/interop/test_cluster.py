@@ -12,7 +12,7 @@ import time
 import unittest
 
 import unprivileged
-from cluster import CLUSTER_BINARY, Node, Postgres, make_server_key
+from cluster import CLUSTER_BINARY, Node, Postgres, free_port, make_server_key
 from peers import BINARY, PASSCODE, Process
 
 LEASE_SECONDS = 3
@@ -36,7 +36,7 @@ class ThreeNodes(unittest.TestCase):
         self.addCleanup(node.stop)
         return node
 
-    def peer(self, user, *nodes, signup=True, extra=(), config=None):
+    def peer(self, user, *nodes, signup=True, extra=(), config=None, passcode=PASSCODE):
         """A peer that knows `nodes`, in that order (it signs in to the first that answers)."""
         home = unprivileged.private_directory(f"securechat-{user}-")
         self.addCleanup(shutil.rmtree, home, True)
@@ -47,7 +47,7 @@ class ThreeNodes(unittest.TestCase):
             args += ["--config", unprivileged.write_file(os.path.join(home, "peer.conf"), config)]
         if signup:
             args.append("--signup")
-        peer = Process(args + list(extra), env=dict(os.environ, SECURECHAT_PASSCODE=PASSCODE, HOME=home))
+        peer = Process(args + list(extra), env=dict(os.environ, SECURECHAT_PASSCODE=passcode, HOME=home))
         peer.user = user
         self.addCleanup(peer.stop)
         return peer
@@ -150,20 +150,32 @@ class ThreeNodes(unittest.TestCase):
         stop = threading.Event()
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
             load = [pool.submit(self.sign_ups, node, f"load{number}n", stop) for number, node in enumerate((node1, node2))]
-            time.sleep(1)
-            self.postgres.stop()
-            time.sleep(1)
-            node1.expect(r"lost the database", timeout=10)
-            # Signed-in users go on: a call still connects (both are in every node's memory).
-            self.call(ali, bianca)
-            # No sign-in can be checked meanwhile: said in plain words, tried again, nothing crashes.
-            waiting = self.peer("carol", node1, signup=False)
-            waiting.expect(r"^server: the server cannot check passcodes right now; trying again in \d+ s$", timeout=20)
-            self.postgres.start()
-            node1.expect(r"the database is back", timeout=15)
-            waiting.expect(r"^signed in as carol ", timeout=30)
-            time.sleep(1)
-            stop.set()
+            # However the test ends, the load stops (leaving the pool waits for its threads).
+            try:
+                time.sleep(1)
+                self.postgres.stop()
+                time.sleep(1)
+                node1.expect(r"lost the database", timeout=10)
+                # Signed-in users go on: a call still connects (both are in every node's memory).
+                self.call(ali, bianca)
+                # No sign-in can be checked meanwhile: said in plain words, tried again, nothing crashes.
+                waiting = self.peer("carol", node1, signup=False)
+                waiting.expect(r"^server: the server cannot check passcodes right now; trying again in \d+ s$", timeout=20)
+                # Bianca leaves while node 2 cannot tell anyone.
+                bianca.close_input()
+                bianca.expect_end()
+                self.postgres.start()
+                node1.expect(r"the database is back", timeout=15)
+                waiting.expect(r"^signed in as carol ", timeout=30)
+                # Node 2 puts the table right once it is back, and node 1 hears that she left.
+                ali.expect(r"^bianca is offline$", timeout=15)
+                ali.send("/list")
+                online = ali.expect(r"^online: (.*)$").group(1).split(", ")
+                self.assertIn("carol", online)
+                self.assertNotIn("bianca", online)
+                time.sleep(1)
+            finally:
+                stop.set()
             acknowledged = [user for future in load for user in future.result()]
         for node in (node1, node2):
             self.assertIsNone(node.process.poll(), f"{node.name} is still running")
@@ -172,13 +184,53 @@ class ThreeNodes(unittest.TestCase):
         self.assertEqual(set(acknowledged) - users, set(), "every acknowledged sign-up is in the database")
         self.assertLessEqual({"ali", "bianca", "carol"}, users)
 
+    def test_user_administration_works_on_the_database_while_the_nodes_run(self):
+        config = os.path.join(self.nodes[0].data_dir, "server.conf")
+        def user(*args, stdin=""):
+            return subprocess.run(unprivileged.command([CLUSTER_BINARY, "user", *args, "--config", config]),
+                                  input=stdin, capture_output=True, text=True, timeout=30)
+        added = user("add", "erin", stdin="erin-passcode\n")
+        self.assertEqual(added.returncode, 0, added.stderr)
+        # The account exists for every node at once: erin signs in on node 2.
+        erin = self.signed_in("erin", self.nodes[1], signup=False, passcode="erin-passcode")
+        listed = user("list")
+        self.assertEqual(listed.returncode, 0, listed.stderr)
+        self.assertRegex(listed.stdout, r"(?m)^erin\t[0-9a-f]{4}( [0-9a-f]{4}){4}$", "the key bound by the first sign-in")
+        self.assertEqual(user("passwd", "erin", stdin="changed-passcode\n").returncode, 0)
+        erin.close_input()
+        self.signed_in("erin", self.nodes[2], signup=False, passcode="changed-passcode").close_input()
+        self.assertEqual(user("remove", "erin").returncode, 0)
+        self.assertEqual(self.postgres.query("SELECT count(*) FROM securechat_accounts WHERE user_id = 'erin'"), ["0"])
+        missing = user("remove", "erin")
+        self.assertNotEqual(missing.returncode, 0)
+        self.assertIn("there is no account erin", missing.stderr)
 
-    def test_user_administration_refuses_a_node_config_rather_than_change_an_unused_file(self):
-        result = subprocess.run(unprivileged.command([CLUSTER_BINARY, "user", "list", "--config",
-                                                      os.path.join(self.nodes[0].data_dir, "server.conf")]),
-                                capture_output=True, text=True)
+    def start_fails(self, folder, config_text):
+        """`serve` with this config must stop with an error; returns what it said."""
+        config = unprivileged.write_file(os.path.join(folder, "server.conf"),
+                                         f"listen = 127.0.0.1:0\nnode-address = 127.0.0.1:9\ndata-dir = {folder}/data\n{config_text}")
+        result = subprocess.run(unprivileged.command([CLUSTER_BINARY, "serve", "--config", config]),
+                                capture_output=True, text=True, timeout=30)
         self.assertNotEqual(result.returncode, 0)
-        self.assertIn("its accounts are in PostgreSQL", result.stderr)
+        return result.stderr
+
+    def test_a_node_that_cannot_use_its_database_does_not_start_and_says_why(self):
+        folder = unprivileged.private_directory("securechat-bad-node-")
+        self.addCleanup(shutil.rmtree, folder, True)
+        wrong_password = unprivileged.write_file(os.path.join(folder, "wrong"), "not-the-password\n")
+        error = self.start_fails(folder, f"database = {self.postgres.url}\ndatabase-password-file = {wrong_password}\n")
+        self.assertIn("cannot use the database", error)
+        self.assertIn("password authentication failed", error)
+        self.assertNotIn("not-the-password", error)
+        readable = unprivileged.write_file(os.path.join(folder, "readable"), "x\n", mode=0o644)
+        error = self.start_fails(folder, f"database = {self.postgres.url}\ndatabase-password-file = {readable}\n")
+        self.assertIn("can be read by other users (mode 644); run: chmod 600", error)
+        closed = f"postgres://securechat@127.0.0.1:{free_port()}/postgres"
+        error = self.start_fails(folder, f"database = {closed}\ndatabase-password-file = {wrong_password}\n")
+        self.assertIn("cannot use the database", error)
+        error = self.start_fails(folder, "database = postgres://securechat:secret@127.0.0.1/postgres\n")
+        self.assertIn("must not hold the password", error)
+        self.assertNotIn("secret", error)
 
 
 class DefaultBuild(unittest.TestCase):
