@@ -88,15 +88,11 @@ struct ServerMembership {
         }
         let suffix = try Backend.randomBytes(count: 4).hexString
         guard let name = NodeName("\(scaleOut.nodeName).\(suffix)") else { throw CLIError("node-name is not a valid name") }
-        let database: DatabaseSettings
-        do { database = try DatabaseSettings(url: scaleOut.database, password: try scaleOut.password()) } catch let error as ClusterError {
-            throw CLIError("\(error)")
-        }
+        let database = try scaleOut.databaseSettings()
         let cluster: PostgresCluster
         do {
             cluster = try await PostgresCluster.start(settings: database, name: name, relayAddress: "\(address)",
-                                                      lease: .nanoseconds(Int64(scaleOut.lease.components.seconds) * 1_000_000_000),
-                                                      eventLoop: eventLoop, logger: logger)
+                                                      lease: TimeAmount(scaleOut.lease), eventLoop: eventLoop, logger: logger)
         } catch {
             throw CLIError("\(error)")
         }
@@ -116,10 +112,7 @@ extension ScaleOutSettings {
     /// every account.
     func withAccounts<Result>(_ body: (any AccountStorage, () throws -> AccountBook) throws -> Result) throws -> Result {
         #if ScaleOut
-        let settings: DatabaseSettings
-        do { settings = try DatabaseSettings(url: database, password: try password()) } catch let error as ClusterError {
-            throw CLIError("\(error)")
-        }
+        let settings = try databaseSettings()
         do { return try ClusterAccounts.with(settings, body) } catch let error as CLIError { throw error } catch {
             throw CLIError("\(error)")
         }
@@ -127,4 +120,13 @@ extension ScaleOutSettings {
         throw CLIError(Self.notBuiltIn)
         #endif
     }
+
+    #if ScaleOut
+    /// The URL parsed and the password read, with errors in the command line's words.
+    func databaseSettings() throws -> DatabaseSettings {
+        do { return try DatabaseSettings(url: database, password: try password()) } catch let error as ClusterError {
+            throw CLIError("\(error)")
+        }
+    }
+    #endif
 }
