@@ -126,13 +126,19 @@ final class Database: Sendable {
 
     /// `close` for a caller off the event loops (a command that ends).
     func closeWaiting() {
-        let future = current.withLock { slot -> EventLoopFuture<PostgresConnection>? in defer { slot = nil }; return slot }
-        if let connection = try? future?.wait() { try? connection.close().wait() }
+        if let connection = try? takeConnection()?.wait() { try? connection.close().wait() }
     }
 
     func close() async {
-        let future = current.withLock { slot -> EventLoopFuture<PostgresConnection>? in defer { slot = nil }; return slot }
-        if let connection = try? await future?.get() { try? await connection.close() }
+        if let connection = try? await takeConnection()?.get() { try? await connection.close() }
+    }
+
+    /// The shared connection, no longer shared: the next query opens a new one.
+    private func takeConnection() -> EventLoopFuture<PostgresConnection>? {
+        current.withLock { slot in
+            defer { slot = nil }
+            return slot
+        }
     }
 
     /// A database error in plain words: PostgreSQL's own message when it sent one.

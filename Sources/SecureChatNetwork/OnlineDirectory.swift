@@ -54,17 +54,8 @@ struct RemoteSession: SessionHandle {
 @usableFromInline
 final class OnlineDirectory: Sendable {
     @usableFromInline struct Entry: Sendable {
-        /// Which sign-in this is: its node and when; the later one of a user holds the user.
-        let stamp: SessionStamp
-        /// The connection's number on its node.
-        let connection: UInt64
-        /// The source of the control connection (the router's mapping, behind a NAT).
-        let observed: Endpoint
-        /// The port the peer listens on (AUTHREQ `port`; 0: not reachable).
-        let port: Int
-        /// The peer's own addresses (AUTHREQ `addresses`).
-        let advertised: [Endpoint]
-        let identityKey: X25519PublicKey
+        /// The sign-in as every node knows it: which one (its stamp), where, with which key.
+        let session: SessionRecord
         /// The identity key as replies carry it, encoded once at sign-in rather than per lookup.
         let encodedIdentityKey: String
         /// Where to reach the peer, best first (§9.2), computed once at sign-in.
@@ -72,46 +63,38 @@ final class OnlineDirectory: Sendable {
         /// The observed IP as LOOKUPREPLY's `address` carries it, formatted once at sign-in.
         private let address: String
         let handle: any SessionHandle
-        /// A §9 peer: it is offered calls (CALLOFFER) and can take a relay leg.
-        let takesCallOffers: Bool
 
-        init(stamp: SessionStamp, connection: UInt64, observed: Endpoint, port: Int, advertised: [Endpoint],
-             identityKey: X25519PublicKey, takesCallOffers: Bool, handle: any SessionHandle) {
-            self.stamp = stamp
-            self.connection = connection
-            self.observed = observed
-            self.port = port
-            self.advertised = advertised
-            self.identityKey = identityKey
-            encodedIdentityKey = Base64.encode(identityKey.bytes)
-            candidates = Endpoint.candidates(observed: observed, port: port, advertised: advertised)
-            address = observed.address.description
-            self.takesCallOffers = takesCallOffers
+        init(_ session: SessionRecord, handle: any SessionHandle) {
+            self.session = session
+            encodedIdentityKey = Base64.encode(session.identityKey.bytes)
+            candidates = Endpoint.candidates(observed: session.observed, port: session.port, advertised: session.advertised)
+            address = session.observed.address.description
             self.handle = handle
         }
 
         /// A session of another node, as its notice describes it.
-        init(_ record: SessionRecord, nodes: any ServerNodes) {
-            self.init(stamp: record.stamp, connection: record.connection, observed: record.observed, port: record.port,
-                      advertised: record.advertised, identityKey: record.identityKey, takesCallOffers: record.takesCallOffers,
-                      handle: RemoteSession(nodes: nodes, user: record.user, node: record.stamp.node, connection: record.connection))
+        init(_ session: SessionRecord, nodes: any ServerNodes) {
+            self.init(session, handle: RemoteSession(nodes: nodes, user: session.user, node: session.stamp.node,
+                                                     connection: session.connection))
         }
 
-        /// This entry as the other nodes are told it.
-        func record(of user: UserID) -> SessionRecord {
-            .init(user: user, stamp: stamp, connection: connection, observed: observed, port: port, advertised: advertised,
-                  identityKey: identityKey, takesCallOffers: takesCallOffers)
-        }
+        /// Which sign-in this is: its node and when; the later one of a user holds the user.
+        var stamp: SessionStamp { session.stamp }
+        /// The connection's number on its node.
+        var connection: UInt64 { session.connection }
+        /// A §9 peer: it is offered calls (CALLOFFER) and can take a relay leg.
+        var takesCallOffers: Bool { session.takesCallOffers }
 
         /// `observed` and `nat` for replies about this peer; only when it said where it is.
         var network: ControlMessage.PeerNetwork? {
-            guard !advertised.isEmpty else { return nil }
-            return .init(observed: observed, behindRouter: !advertised.contains { $0.address == observed.address })
+            guard !session.advertised.isEmpty else { return nil }
+            return .init(observed: session.observed,
+                         behindRouter: !session.advertised.contains { $0.address == session.observed.address })
         }
 
         /// LOOKUPREPLY for `user`, whose entry this is: the observed address, as §4 records it.
         @usableFromInline func lookupReply(for user: UserID) -> ControlMessage.LookupReply.Found {
-            .init(answer: user, address: address, encryptionKey: encodedIdentityKey, port: port,
+            .init(answer: user, address: address, encryptionKey: encodedIdentityKey, port: session.port,
                   candidates: candidates)
         }
     }
@@ -165,7 +148,7 @@ final class OnlineDirectory: Sendable {
     var count: Int { entries.withLock { $0.count } }
 
     func records(on node: NodeName) -> [SessionRecord] {
-        entries.withLock { $0.compactMap { $0.value.stamp.node == node ? $0.value.record(of: $0.key) : nil } }
+        entries.withLock { $0.compactMap { $0.value.stamp.node == node ? $0.value.session : nil } }
     }
 
     /// The handles of everyone signed in on `node` except `user`, to tell them about `user`

@@ -260,12 +260,13 @@ final class ServerConnection<Backend: CryptoBackend> {
             shared.hosts.leaveUnsigned(source.address)
         }
         let handle = ConnectionHandle(eventLoop: context.eventLoop, handler: NIOLoopBound(self, eventLoop: context.eventLoop))
-        let entry = OnlineDirectory.Entry(stamp: shared.makeStamp(), connection: id, observed: source, port: request.port,
-                                          advertised: request.addresses, identityKey: request.identityKey,
-                                          takesCallOffers: request.takesCallOffers, handle: handle)
+        let session = SessionRecord(user: request.userID, stamp: shared.makeStamp(), connection: id, observed: source,
+                                    port: request.port, advertised: request.addresses, identityKey: request.identityKey,
+                                    takesCallOffers: request.takesCallOffers)
+        let entry = OnlineDirectory.Entry(session, handle: handle)
         let replaced = shared.directory.signIn(request.userID, entry)
         replaced?.handle.replacedByNewSignIn()
-        if replaced?.stamp != entry.stamp { shared.nodes.signedIn(entry.record(of: request.userID)) }
+        if replaced?.stamp != session.stamp { shared.nodes.signedIn(session) }
         logger.info("signed in", metadata: ["user": "\(request.userID)", "port": "\(request.port)"]
                     .merging(previousKey == nil ? [:] : ["identity key": "replaced (a new device)"]) { $1 })
         return entry.network

@@ -247,12 +247,10 @@ struct PeerRunner<Backend: CryptoBackend> {
         switch refusal {
         case .wrongPasscode:
             return signUp ? "the account \(user) exists already, and that is not its passcode" : "wrong user ID or passcode"
-        case let .lockedOut(reason), let .other(reason):
+        case let .lockedOut(reason), let .unavailable(reason), let .other(reason):
             return reason
         case .busy:
             return "the server is checking too many sign-ins from your address; try again in a minute"
-        case .unavailable:
-            return "the server cannot check passcodes right now; try again later"
         }
     }
 }

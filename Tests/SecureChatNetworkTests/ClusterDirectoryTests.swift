@@ -47,10 +47,8 @@ struct ClusterDirectoryTests {
     }
 
     static func local(_ name: String, time: UInt64, connection: UInt64, told: Told) throws -> OnlineDirectory.Entry {
-        let record = try record(name, node: here, time: time, connection: connection)
-        return OnlineDirectory.Entry(stamp: record.stamp, connection: connection, observed: record.observed, port: record.port,
-                                     advertised: record.advertised, identityKey: record.identityKey, takesCallOffers: true,
-                                     handle: Handle(name: "\(name)#\(connection)", told: told))
+        OnlineDirectory.Entry(try record(name, node: here, time: time, connection: connection),
+                              handle: Handle(name: "\(name)#\(connection)", told: told))
     }
 
     static func inbox(_ directory: OnlineDirectory, _ told: Told) -> NodeInbox {
@@ -88,7 +86,8 @@ struct ClusterDirectoryTests {
             (#"{"kind":"signout","user":"ALI!","node":"n","connection":1}"#, "user is not a user ID"),
             (#"{"kind":"signout","user":"ali","node":"no de","connection":1}"#, "node is not a node name"),
             (#"{"kind":"signout","user":"ali","node":"n","connection":-1}"#, "connection is not a count"),
-            (#"{"kind":"offer","user":"ali","node":"n","connection":1,"message":{"msgtype":"HELLO"}}"#, "not a CALLOFFER"),
+            (#"{"kind":"offer","user":"ali","node":"n","connection":1,"message":"{\"msgtype\":\"HELLO\"}"}"#, "not a CALLOFFER"),
+            (#"{"kind":"offer","user":"ali","node":"n","connection":1,"message":{"msgtype":"CALLOFFER"}}"#, "message is not a string"),
             (good.replacingOccurrences(of: #""port":4000"#, with: #""port":70000"#), "port, key or offers"),
             (good.replacingOccurrences(of: #""observed":"198.51.100.7:4000""#, with: #""observed":"somewhere""#), "IP:port"),
         ]

@@ -448,11 +448,19 @@ class Strangers(PeerTest):
 class Section5(PeerTest):
     """A peer of the reference's §5 only still calls a new one, and is called by it."""
 
-    def test_a_section5_peer_calls_and_is_called(self):
+    def section5_call(self):
+        """Bianca signed in, and olda (§5 only) calling her: (bianca, olda, the call's stream)."""
         bianca = self.signed_in("bianca")
         old = Section5Peer(self.server, "olda", PASSCODE)
         self.addCleanup(old.close)
-        stream = old.call("bianca")
+        return bianca, old, old.call("bianca")
+
+    def assert_no_second_race(self, bianca):
+        bianca.drain(1.5)  # past the relay delay: no second race started
+        self.assertFalse([line for line in bianca.lines if "trying the relay" in line or "Hang up" in line], bianca.lines)
+
+    def test_a_section5_peer_calls_and_is_called(self):
+        bianca, old, stream = self.section5_call()
         Section5Peer.say(stream, "hello from §5")
         bianca.expect(r"^connected to olda \(direct, ")
         bianca.expect("^olda> hello from §5$")
@@ -471,15 +479,11 @@ class Section5(PeerTest):
         self.assertEqual(Section5Peer.hear(answered), "calling you")
         answered.close()
 
-
     def test_a_dial_that_arrives_before_its_call_offer_keeps_the_call(self):
         # Under load the caller's message 1 can reach the callee before the server's CALLOFFER
         # for the same call. Made certain here: the call is connected first (§5), then the
         # CALLREQ. The offer must join that call, not end it and race again.
-        bianca = self.signed_in("bianca")
-        old = Section5Peer(self.server, "olda", PASSCODE)
-        self.addCleanup(old.close)
-        stream = old.call("bianca")
+        bianca, old, stream = self.section5_call()
         reply = old.control.request({"msgtype": "CALLREQ", "userid": "olda", "callee": "bianca"})
         self.assertEqual(reply["status"], "SUCCESS", reply)
         Section5Peer.say(stream, "still the same call")
@@ -487,25 +491,19 @@ class Section5(PeerTest):
         bianca.expect("^olda> still the same call$")
         bianca.send("yes")
         self.assertEqual(Section5Peer.hear(stream), "yes")
-        bianca.drain(1.5)  # past the relay delay: no second race started
-        self.assertFalse([line for line in bianca.lines if "trying the relay" in line or "Hang up" in line], bianca.lines)
+        self.assert_no_second_race(bianca)
         stream.close()
-
 
     def test_an_offer_that_comes_after_the_chat_began_is_this_calls_and_ignored(self):
         # The same race, one step further: the caller's first record also overtook the offer,
         # so the chat is on when the offer comes. It must not start a second race (nor a relay).
-        bianca = self.signed_in("bianca")
-        old = Section5Peer(self.server, "olda", PASSCODE)
-        self.addCleanup(old.close)
-        stream = old.call("bianca")
+        bianca, old, stream = self.section5_call()
         Section5Peer.say(stream, "chatting already")
         bianca.expect(r"^connected to olda \(direct, ")
         bianca.expect("^olda> chatting already$")
         reply = old.control.request({"msgtype": "CALLREQ", "userid": "olda", "callee": "bianca"})
         self.assertEqual(reply["status"], "SUCCESS", reply)
-        bianca.drain(1.5)  # past the relay delay
-        self.assertFalse([line for line in bianca.lines if "trying the relay" in line or "Hang up" in line], bianca.lines)
+        self.assert_no_second_race(bianca)
         bianca.send("still here")
         self.assertEqual(Section5Peer.hear(stream), "still here")
         stream.close()

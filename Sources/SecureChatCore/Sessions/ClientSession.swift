@@ -24,8 +24,8 @@ public enum SignInRefusal: Equatable, Sendable {
     /// The server checks too many sign-ins for this user or address right now: try again soon.
     case busy
     /// The server cannot check passcodes now (a scale-out node cut off from its database):
-    /// another node, or this one later.
-    case unavailable
+    /// another node, or this one later. The server's words.
+    case unavailable(String)
     case other(String)
 
     init(reason: String?) {
@@ -33,7 +33,7 @@ public enum SignInRefusal: Equatable, Sendable {
         case "wrong user ID or passcode"?, nil: self = .wrongPasscode
         case let reason? where reason.hasPrefix("locked out"): self = .lockedOut(reason)
         case let reason? where reason == SignInVerdict.busy.reason: self = .busy
-        case let reason? where reason == SignInVerdict.unavailable.reason: self = .unavailable
+        case let reason? where reason == SignInVerdict.unavailable.reason: self = .unavailable(reason)
         case let reason?: self = .other(reason)
         }
     }

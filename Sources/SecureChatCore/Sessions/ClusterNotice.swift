@@ -98,9 +98,10 @@ public enum ClusterNotice: Equatable, Sendable {
             members = [("kind", .string("signout")), ("user", .string(user.rawValue)), ("node", .string(node.rawValue)),
                        ("connection", .number(String(connection)))]
         case let .callOffered(callee, node, connection, offer):
-            let message = (try? JSONValue.parse(ControlMessage.callOffer(offer).encoded())) ?? .null
+            // The CALLOFFER as its own JSON text: encoded and decoded once, by the control message code.
+            let message = String(decoding: ControlMessage.callOffer(offer).encoded(), as: UTF8.self)
             members = [("kind", .string("offer")), ("user", .string(callee.rawValue)), ("node", .string(node.rawValue)),
-                       ("connection", .number(String(connection))), ("message", message)]
+                       ("connection", .number(String(connection))), ("message", .string(message))]
         }
         return String(decoding: JSONValue.object(members).serialized, as: UTF8.self)
     }
@@ -129,8 +130,8 @@ public enum ClusterNotice: Equatable, Sendable {
         case "signout":
             self = .signedOut(user: try NoticeFields.user(value), node: node, connection: connection)
         case "offer":
-            guard let message = value["message"],
-                  case let .callOffer(offer)? = try? ControlMessage.decode(message.serialized) else {
+            let message = Array(try NoticeFields.string(value, "message").utf8)
+            guard case let .callOffer(offer)? = try? ControlMessage.decode(message) else {
                 throw Invalid(problem: "message is not a CALLOFFER")
             }
             self = .callOffered(callee: try NoticeFields.user(value), node: node, connection: connection, offer: offer)
