@@ -79,7 +79,7 @@ struct MessageBuffers {
 /// X25519 key generation: a random scalar times the base point.
 public struct KeyGenerationWorkload<Backend: CryptoBackend>: Workload {
     public init() {}
-    public mutating func run() throws { _ = try Backend.generateX25519KeyPair() }
+    public mutating func run() throws { _ = try Backend.generateEphemeralX25519KeyPair() }
 }
 
 /// One X25519 Diffie-Hellman with checks, as the handshake does it.

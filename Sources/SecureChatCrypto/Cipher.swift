@@ -72,9 +72,7 @@ extension Cipher {
     /// Noise `REKEY()` (§4.2): the new key is the first 32 bytes of ENCRYPT(k, 2^64-1, "", 32 zeros).
     /// Uses stack memory only, and wipes it.
     public func rekey() throws {
-        try withUnsafeTemporaryAllocation(byteCount: 2 * AEADSize.key + AEADSize.tag, alignment: 16) {
-            (scratch) in
-            defer { secureWipe(scratch) }
+        try withSecretScratch(byteCount: 2 * AEADSize.key + AEADSize.tag) { (scratch) in
             let zeros = UnsafeMutableRawBufferPointer(rebasing: scratch[..<AEADSize.key])
             zeros.initializeMemory(as: UInt8.self, repeating: 0)
             let sealed = UnsafeMutableRawBufferPointer(rebasing: scratch[AEADSize.key...])

@@ -22,8 +22,9 @@ public protocol CryptoBackend: Sendable {
                                  publicKey: UnsafeMutableRawBufferPointer) throws -> PrivateKey
 
     /// A new private key from the library's key generator (the fixed-base method where it has
-    /// one); writes the raw scalar (for a key file) and the public key, 32 bytes each.
-    static func generatePrivateKey(scalar: UnsafeMutableRawBufferPointer,
+    /// one); writes the public key and, unless `scalar` is nil (an ephemeral key), the raw
+    /// scalar for a key file, 32 bytes each.
+    static func generatePrivateKey(scalar: UnsafeMutableRawBufferPointer?,
                                    publicKey: UnsafeMutableRawBufferPointer) throws -> PrivateKey
 
     /// X25519 (RFC 7748) of `key` and the 32-byte `point` into `output` (32 bytes): one scalar

@@ -11,6 +11,15 @@ public func secureWipe(_ buffer: UnsafeMutableRawBufferPointer) {
     explicit_bzero(base, buffer.count)
 }
 
+/// Stack memory for a secret, zeroed when `body` returns or throws: no heap allocation.
+@inlinable
+public func withSecretScratch<R>(byteCount: Int, _ body: (UnsafeMutableRawBufferPointer) throws -> R) rethrows -> R {
+    try withUnsafeTemporaryAllocation(byteCount: byteCount, alignment: 16) { (scratch) in
+        defer { secureWipe(scratch) }
+        return try body(scratch)
+    }
+}
+
 /// Compares two byte strings in time that depends only on their lengths, never on their contents.
 public func constantTimeEquals(_ lhs: UnsafeRawBufferPointer, _ rhs: UnsafeRawBufferPointer) -> Bool {
     guard lhs.count == rhs.count else { return false }

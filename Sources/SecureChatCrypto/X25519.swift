@@ -11,21 +11,31 @@ public struct X25519PublicKey: Hashable, Sendable {
 
 /// An X25519 key pair: the raw private half as `SecretBytes` (wiped when released, written to
 /// key files), the public half, and the private key in the form of the backend that made the
-/// pair, so that every DH with it is one scalar multiplication.
+/// pair, so that every DH with it is one scalar multiplication. An ephemeral pair has no raw
+/// private half: its private key never leaves the library that made it.
 public struct X25519KeyPair: Sendable {
-    public let privateKey: SecretBytes
+    /// nil for an ephemeral key (`generateEphemeralX25519KeyPair`).
+    let privateKey: SecretBytes?
     public let publicKey: X25519PublicKey
     /// The making backend's `PrivateKey`; another backend imports `privateKey` when it needs to.
     let backendKey: any AnyObject & Sendable
     /// For a long-lived static key: DH(this key, a remote static key), kept (see `StaticSecretCache`).
     public let staticSecrets: StaticSecretCache?
 
-    init(privateKey: SecretBytes, publicKey: X25519PublicKey, backendKey: any AnyObject & Sendable,
+    init(privateKey: SecretBytes?, publicKey: X25519PublicKey, backendKey: any AnyObject & Sendable,
          staticSecrets: StaticSecretCache? = nil) {
         self.privateKey = privateKey
         self.publicKey = publicKey
         self.backendKey = backendKey
         self.staticSecrets = staticSecrets
+    }
+
+    /// The raw private half, for a key file or another backend; an ephemeral pair has none.
+    public func exportedPrivateKey() throws -> SecretBytes {
+        guard let privateKey else {
+            throw CryptoError.unsupportedParameters("an ephemeral key works only with the backend that made it")
+        }
+        return privateKey
     }
 
     /// The same key pair, keeping up to `capacity` static–static secrets: for the server's key
@@ -37,13 +47,21 @@ public struct X25519KeyPair: Sendable {
 }
 
 extension CryptoBackend {
-    /// A new key pair from the library's key generator.
+    /// A new key pair from the library's key generator, its raw private half kept (for a key file).
     public static func generateX25519KeyPair() throws -> X25519KeyPair {
         let privateKey = SecretBytes(count: X25519PublicKey.byteCount)
+        return try privateKey.withUnsafeMutableBytes { (scalar) in try generateKeyPair(privateKey, scalar: scalar) }
+    }
+
+    /// A new key pair for one handshake (Noise's `e`): the private key stays in the library,
+    /// never copied out.
+    public static func generateEphemeralX25519KeyPair() throws -> X25519KeyPair {
+        try generateKeyPair(nil, scalar: nil)
+    }
+
+    private static func generateKeyPair(_ privateKey: SecretBytes?, scalar: UnsafeMutableRawBufferPointer?) throws -> X25519KeyPair {
         var publicBytes = [UInt8](repeating: 0, count: X25519PublicKey.byteCount)
-        let key = try privateKey.withUnsafeMutableBytes { (scalar) in
-            try publicBytes.withUnsafeMutableBytes { (out) in try generatePrivateKey(scalar: scalar, publicKey: out) }
-        }
+        let key = try publicBytes.withUnsafeMutableBytes { (out) in try generatePrivateKey(scalar: scalar, publicKey: out) }
         return X25519KeyPair(privateKey: privateKey, publicKey: try X25519PublicKey(bytes: publicBytes), backendKey: key)
     }
 
@@ -61,7 +79,7 @@ extension CryptoBackend {
     /// backend made) imported now.
     static func privateKey(of keyPair: X25519KeyPair) throws -> PrivateKey {
         if let key = keyPair.backendKey as? PrivateKey { return key }
-        return try keyPair.privateKey.withUnsafeBytes { (scalar) in
+        return try keyPair.exportedPrivateKey().withUnsafeBytes { (scalar) in
             try withUnsafeTemporaryAllocation(byteCount: X25519PublicKey.byteCount, alignment: 1) { (unused) in
                 try importPrivateKey(scalar, publicKey: unused)
             }

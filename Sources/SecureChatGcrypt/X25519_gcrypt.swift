@@ -31,11 +31,16 @@ extension GcryptBackend {
     }
 
     /// libgcrypt has no fixed-base X25519: a new key is a random scalar times the base point.
-    public static func generatePrivateKey(scalar: UnsafeMutableRawBufferPointer,
+    public static func generatePrivateKey(scalar: UnsafeMutableRawBufferPointer?,
                                           publicKey: UnsafeMutableRawBufferPointer) throws -> GcryptPrivateKey {
-        try requireLength(scalar.count, 32, "X25519 private key")
-        try randomBytes(into: scalar)
-        return try importPrivateKey(UnsafeRawBufferPointer(scalar), publicKey: publicKey)
+        let key = GcryptPrivateKey()
+        try randomBytes(into: key.scalar)
+        try basePoint.withUnsafeBytes { (base) in try x25519(key, point: base, into: publicKey) }
+        if let scalar {
+            try requireLength(scalar.count, 32, "X25519 private key")
+            scalar.copyMemory(from: UnsafeRawBufferPointer(key.scalar))
+        }
+        return key
     }
 
     /// gcry_ecc_mul_point decodes the scalar and u-coordinate as RFC 7748 says (clamping, top bit

@@ -9,7 +9,7 @@ public enum KeyFile {
     {
         guard Files.exists(path) else {
             let keyPair = try Backend.generateX25519KeyPair()
-            var raw = keyPair.privateKey.withUnsafeBytes { Array($0) }
+            var raw = try keyPair.exportedPrivateKey().withUnsafeBytes { Array($0) }
             var line = Array(Base64.encode(raw).utf8) + [0x0A]
             defer {
                 raw.withUnsafeMutableBytes(secureWipe)

@@ -1,44 +1,38 @@
 import COpenSSL
 import SecureChatCrypto
 
-/// AES-256-GCM or ChaCha20-Poly1305 on OpenSSL EVP. One context per direction, keyed once;
-/// each message only sets the nonce, so seal and open allocate nothing.
+/// AES-256-GCM or ChaCha20-Poly1305 on OpenSSL EVP. One context, keyed once: each message
+/// only sets the nonce and the direction (both AEADs use the same key schedule to seal and to
+/// open), so seal and open allocate nothing and a cipher costs one context.
 public final class OpenSSLCipher: Cipher {
     public let kind: CipherKind
-    private let sealContext: OpaquePointer
-    private let openContext: OpaquePointer
+    private let context: OpaquePointer
 
     public init(kind: CipherKind, key: UnsafeRawBufferPointer) throws {
-        guard let sealContext = EVP_CIPHER_CTX_new(), let openContext = EVP_CIPHER_CTX_new() else {
+        guard let context = EVP_CIPHER_CTX_new() else {
             throw CryptoError.backendFailure(operation: "EVP_CIPHER_CTX_new")
         }
         self.kind = kind
-        self.sealContext = sealContext
-        self.openContext = openContext
-        let algorithm = OpenSSLAlgorithms.cipher(kind)
-        try check(EVP_EncryptInit_ex2(sealContext, algorithm, nil, nil, nil), "EVP_EncryptInit_ex2")
-        try check(EVP_DecryptInit_ex2(openContext, algorithm, nil, nil, nil), "EVP_DecryptInit_ex2")
+        self.context = context
+        try check(EVP_CipherInit_ex2(context, OpenSSLAlgorithms.cipher(kind), nil, nil, 1, nil), "EVP_CipherInit_ex2")
         try setKey(key)
     }
 
     deinit {
-        // EVP_CIPHER_CTX_free cleanses the key schedule.
-        EVP_CIPHER_CTX_free(sealContext)
-        EVP_CIPHER_CTX_free(openContext)
+        EVP_CIPHER_CTX_free(context)  // cleanses the key schedule
     }
 
     public func setKey(_ key: UnsafeRawBufferPointer) throws {
         try requireLength(key.count, AEADSize.key, "cipher key")
-        let keyPointer = key.baseAddress!.assumingMemoryBound(to: UInt8.self)
-        try check(EVP_EncryptInit_ex2(sealContext, nil, keyPointer, nil, nil), "EVP_EncryptInit_ex2")
-        try check(EVP_DecryptInit_ex2(openContext, nil, keyPointer, nil, nil), "EVP_DecryptInit_ex2")
+        // -1: the direction stays as it is; seal and open set it with the nonce.
+        try check(EVP_CipherInit_ex2(context, nil, key.baseAddress!.assumingMemoryBound(to: UInt8.self), nil, -1, nil),
+                  "EVP_CipherInit_ex2")
     }
 
     public func seal(nonce: UnsafeRawBufferPointer, associatedData: UnsafeRawBufferPointer,
                      plaintext: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws {
         try requireLength(nonce.count, AEADSize.nonce, "nonce")
         try requireLength(output.count, plaintext.count + AEADSize.tag, "sealed output")
-        let context = sealContext
         try check(EVP_EncryptInit_ex2(context, nil, nil, bytes(nonce), nil), "EVP_EncryptInit_ex2")
         var written: Int32 = 0
         if associatedData.count > 0 {
@@ -61,7 +55,6 @@ public final class OpenSSLCipher: Cipher {
         guard ciphertext.count >= AEADSize.tag else { throw CryptoError.authenticationFailed }
         let bodyCount = ciphertext.count - AEADSize.tag
         try requireLength(output.count, bodyCount, "opened output")
-        let context = openContext
         // The tag is copied out first: the output may overlap the ciphertext (in place).
         var tag: (UInt64, UInt64) = (0, 0)
         withUnsafeMutableBytes(of: &tag) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: ciphertext[bodyCount...])) }

@@ -27,9 +27,8 @@ extension OpenSSLBackend {
         return privateKey
     }
 
-    public static func generatePrivateKey(scalar: UnsafeMutableRawBufferPointer,
+    public static func generatePrivateKey(scalar: UnsafeMutableRawBufferPointer?,
                                           publicKey: UnsafeMutableRawBufferPointer) throws -> OpenSSLPrivateKey {
-        try requireLength(scalar.count, 32, "X25519 private key")
         guard let context = EVP_PKEY_CTX_new_id(EVP_PKEY_X25519, nil) else {
             throw CryptoError.backendFailure(operation: "EVP_PKEY_CTX_new_id")
         }
@@ -39,10 +38,14 @@ extension OpenSSLBackend {
         try check(EVP_PKEY_generate(context, &generated), "EVP_PKEY_generate")
         guard let generated else { throw CryptoError.backendFailure(operation: "EVP_PKEY_generate") }
         let privateKey = OpenSSLPrivateKey(generated)
-        var length = 32
-        try check(EVP_PKEY_get_raw_private_key(generated, scalar.baseAddress!.assumingMemoryBound(to: UInt8.self), &length),
-                  "EVP_PKEY_get_raw_private_key")
-        try requireLength(length, 32, "X25519 private key")
+        if let scalar {
+            // Exporting costs libcrypto a parameter list (5 allocations): only for a key file.
+            try requireLength(scalar.count, 32, "X25519 private key")
+            var length = 32
+            try check(EVP_PKEY_get_raw_private_key(generated, scalar.baseAddress!.assumingMemoryBound(to: UInt8.self), &length),
+                      "EVP_PKEY_get_raw_private_key")
+            try requireLength(length, 32, "X25519 private key")
+        }
         try export(privateKey, publicKey: publicKey)
         return privateKey
     }

@@ -29,13 +29,16 @@ public struct HandshakeState<Backend: CryptoBackend> {
         localEphemeral = ephemeral
         symmetric = try SymmetricState(protocolName: noiseProtocol.name, kind: noiseProtocol.cipher)
         try prologue.withUnsafeBytes { (bytes) in try symmetric.mixHash(bytes) }
-        let pattern = noiseProtocol.pattern
-        for (tokens, isLocal) in [(pattern.initiatorPreMessage, role == .initiator),
-                                  (pattern.responderPreMessage, role == .responder)] where tokens.contains(.s) {
-            let key = isLocal ? localStatic?.publicKey : remoteStatic
-            guard let key else { throw NoiseError.missingKey(isLocal ? "local static key" : "remote static key") }
-            try key.bytes.withUnsafeBytes { (bytes) in try symmetric.mixHash(bytes) }
-        }
+        try mixPreMessage(noiseProtocol.pattern.initiatorPreMessage, isLocal: role == .initiator)
+        try mixPreMessage(noiseProtocol.pattern.responderPreMessage, isLocal: role == .responder)
+    }
+
+    /// A pre-message's static key into the handshake hash (IK: the responder's).
+    private mutating func mixPreMessage(_ tokens: [HandshakePattern.Token], isLocal: Bool) throws {
+        guard tokens.contains(.s) else { return }
+        let key = isLocal ? localStatic?.publicKey : remoteStatic
+        guard let key else { throw NoiseError.missingKey(isLocal ? "local static key" : "remote static key") }
+        try key.bytes.withUnsafeBytes { (bytes) in try symmetric.mixHash(bytes) }
     }
 
     public var isComplete: Bool { messageIndex == noiseProtocol.pattern.messages.count }
@@ -70,7 +73,7 @@ public struct HandshakeState<Backend: CryptoBackend> {
             for token in noiseProtocol.pattern.messages[messageIndex] {
                 switch token {
                 case .e:
-                    let ephemeral = try localEphemeral ?? mapCrypto { try Backend.generateX25519KeyPair() }
+                    let ephemeral = try localEphemeral ?? mapCrypto { try Backend.generateEphemeralX25519KeyPair() }
                     localEphemeral = ephemeral
                     written += try append(ephemeral.publicKey.bytes, to: output, at: written)
                     try ephemeral.publicKey.bytes.withUnsafeBytes { (bytes) in try symmetric.mixHash(bytes) }
@@ -155,8 +158,15 @@ public struct HandshakeState<Backend: CryptoBackend> {
         }
         guard let local else { throw NoiseError.missingKey("local key for \(token)") }
         guard let remote else { throw NoiseError.missingKey("remote key for \(token)") }
-        let shared = try mapCrypto { token == .ss ? try Backend.staticStaticSecret(local, remote) : try Backend.x25519SharedSecret(local, remote) }
-        try shared.withUnsafeBytes { (bytes) in try symmetric.mixKey(bytes) }
+        if token == .ss {
+            let shared = try mapCrypto { try Backend.staticStaticSecret(local, remote) }
+            try shared.withUnsafeBytes { (bytes) in try symmetric.mixKey(bytes) }
+        } else {
+            try withSecretScratch(byteCount: X25519PublicKey.byteCount) { (shared) in
+                try mapCrypto { try Backend.x25519SharedSecret(local, remote, into: shared) }
+                try symmetric.mixKey(UnsafeRawBufferPointer(shared))
+            }
+        }
     }
 
     private func append(_ bytes: [UInt8], to output: UnsafeMutableRawBufferPointer, at offset: Int) throws -> Int {
@@ -180,7 +190,8 @@ extension HandshakeState {
         let count = try message.withUnsafeMutableBytes { (out) in
             try payload.withUnsafeBytes { (bytes) in try writeMessage(payload: bytes, into: out) }
         }
-        return Array(message.prefix(count))
+        message.removeLast(message.count - count)  // in place: no second array
+        return message
     }
 
     public mutating func readMessage(_ message: [UInt8]) throws -> [UInt8] {
@@ -188,6 +199,7 @@ extension HandshakeState {
         let count = try payload.withUnsafeMutableBytes { (out) in
             try message.withUnsafeBytes { (bytes) in try readMessage(bytes, payloadInto: out) }
         }
-        return Array(payload.prefix(count))
+        payload.removeLast(payload.count - count)
+        return payload
     }
 }

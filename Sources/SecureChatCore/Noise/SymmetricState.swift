@@ -1,22 +1,31 @@
 import SecureChatCrypto
 
 /// Noise SymmetricState (§5.2): the chaining key, the handshake hash and a CipherState.
+/// Fixed sizes, as in wireguard-go: the chaining key is one 32-byte secret made at the start and
+/// overwritten by every MixKey, and HKDF's outputs live on the stack (`withSecretScratch`), so
+/// a handshake's key schedule makes no heap allocation after `init`.
 struct SymmetricState<Backend: CryptoBackend> {
     var cipherState: CipherState<Backend.AEAD>
-    /// The chaining key: secret, wiped when released.
-    private var chainingKey = SecretBytes(count: DigestSize.sha256)
-    private(set) var handshakeHash = [UInt8](repeating: 0, count: DigestSize.sha256)
+    /// The chaining key: secret, wiped when released; copied before a write if a copy shares it.
+    private var chainingKey: SecretBytes
+    private(set) var handshakeHash: [UInt8]
 
     /// InitializeSymmetric(protocol_name).
     init(protocolName: String, kind: CipherKind) throws {
         cipherState = CipherState(kind: kind)
-        let name = Array(protocolName.utf8)
-        if name.count <= DigestSize.sha256 {
-            handshakeHash = name + [UInt8](repeating: 0, count: DigestSize.sha256 - name.count)
-        } else {
-            handshakeHash = try mapCrypto { try Backend.sha256(name) }
+        var hash = [UInt8](repeating: 0, count: DigestSize.sha256)
+        var name = protocolName
+        try name.withUTF8 { (name) in
+            try hash.withUnsafeMutableBytes { (hash) in
+                if name.count <= DigestSize.sha256 {
+                    hash.copyMemory(from: UnsafeRawBufferPointer(name))
+                } else {
+                    try mapCrypto { try Backend.sha256(UnsafeRawBufferPointer(name), into: hash) }
+                }
+            }
         }
-        chainingKey = SecretBytes(handshakeHash)
+        handshakeHash = hash
+        chainingKey = hash.withUnsafeBytes { SecretBytes(copying: $0) }
     }
 
     /// MixHash(data): h = HASH(h || data).
@@ -28,9 +37,16 @@ struct SymmetricState<Backend: CryptoBackend> {
 
     /// MixKey(input_key_material): ck, temp_k = HKDF(ck, ikm, 2); InitializeKey(temp_k).
     mutating func mixKey(_ inputKeyMaterial: UnsafeRawBufferPointer) throws {
-        let (newChainingKey, temporaryKey) = try deriveTwo(inputKeyMaterial)
-        chainingKey = newChainingKey
-        try temporaryKey.withUnsafeBytes { (key) in try cipherState.initializeKey(key) }
+        try withSecretScratch(byteCount: 2 * DigestSize.sha256) { (output) in
+            try deriveTwo(inputKeyMaterial, into: output)
+            let (newChainingKey, temporaryKey) = Self.halves(output)
+            if isKnownUniquelyReferenced(&chainingKey) {
+                chainingKey.withUnsafeMutableBytes { $0.copyMemory(from: newChainingKey) }
+            } else {
+                chainingKey = SecretBytes(copying: newChainingKey)
+            }
+            try cipherState.initializeKey(temporaryKey)
+        }
     }
 
     /// EncryptAndHash into `output`; returns the bytes written.
@@ -38,8 +54,7 @@ struct SymmetricState<Backend: CryptoBackend> {
         let count = cipherState.sealedCount(plaintext.count)
         guard output.count >= count else { throw NoiseError.messageTooLong }
         let ciphertext = UnsafeMutableRawBufferPointer(rebasing: output[..<count])
-        let hash = handshakeHash
-        try hash.withUnsafeBytes { (ad) in
+        try handshakeHash.withUnsafeBytes { (ad) in
             try cipherState.encrypt(associatedData: ad, plaintext: plaintext, into: ciphertext)
         }
         try mixHash(UnsafeRawBufferPointer(ciphertext))
@@ -51,8 +66,7 @@ struct SymmetricState<Backend: CryptoBackend> {
         let count = cipherState.hasKey ? ciphertext.count - AEADSize.tag : ciphertext.count
         guard count >= 0 else { throw NoiseError.messageTooShort }
         guard output.count >= count else { throw NoiseError.messageTooLong }
-        let hash = handshakeHash
-        try hash.withUnsafeBytes { (ad) in
+        try handshakeHash.withUnsafeBytes { (ad) in
             try cipherState.decrypt(associatedData: ad, ciphertext: ciphertext,
                                     into: UnsafeMutableRawBufferPointer(rebasing: output[..<count]))
         }
@@ -62,28 +76,28 @@ struct SymmetricState<Backend: CryptoBackend> {
 
     /// Split(): the two transport CipherStates, initiator→responder first.
     func split() throws -> (CipherState<Backend.AEAD>, CipherState<Backend.AEAD>) {
-        let (first, second) = try deriveTwo(UnsafeRawBufferPointer(start: nil, count: 0))
         var initiatorToResponder = CipherState<Backend.AEAD>(kind: cipherState.kind)
         var responderToInitiator = CipherState<Backend.AEAD>(kind: cipherState.kind)
-        try first.withUnsafeBytes { (key) in try initiatorToResponder.initializeKey(key) }
-        try second.withUnsafeBytes { (key) in try responderToInitiator.initializeKey(key) }
+        try withSecretScratch(byteCount: 2 * DigestSize.sha256) { (output) in
+            try deriveTwo(UnsafeRawBufferPointer(start: nil, count: 0), into: output)
+            let (first, second) = Self.halves(output)
+            try initiatorToResponder.initializeKey(first)
+            try responderToInitiator.initializeKey(second)
+        }
         return (initiatorToResponder, responderToInitiator)
     }
 
-    /// HKDF(ck, ikm, 2) as two secrets.
-    private func deriveTwo(_ inputKeyMaterial: UnsafeRawBufferPointer) throws -> (SecretBytes, SecretBytes) {
-        let output = SecretBytes(count: 2 * DigestSize.sha256)
+    /// HKDF(ck, ikm, 2) into `output` (64 bytes).
+    private func deriveTwo(_ inputKeyMaterial: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws {
         try mapCrypto {
             try chainingKey.withUnsafeBytes { salt in
-                try output.withUnsafeMutableBytes { out in
-                    try Backend.hkdf(salt: salt, inputKeyMaterial: inputKeyMaterial,
-                                     info: UnsafeRawBufferPointer(start: nil, count: 0), into: out)
-                }
+                try Backend.hkdf(salt: salt, inputKeyMaterial: inputKeyMaterial,
+                                 info: UnsafeRawBufferPointer(start: nil, count: 0), into: output)
             }
         }
-        return output.withUnsafeBytes { bytes in
-            (SecretBytes(copying: UnsafeRawBufferPointer(rebasing: bytes[..<DigestSize.sha256])),
-             SecretBytes(copying: UnsafeRawBufferPointer(rebasing: bytes[DigestSize.sha256...])))
-        }
+    }
+
+    private static func halves(_ output: UnsafeMutableRawBufferPointer) -> (UnsafeRawBufferPointer, UnsafeRawBufferPointer) {
+        (UnsafeRawBufferPointer(rebasing: output[..<DigestSize.sha256]), UnsafeRawBufferPointer(rebasing: output[DigestSize.sha256...]))
     }
 }
