@@ -20,7 +20,3 @@ int securechat_gcrypt_initialize(const char *minimum_version) {
     pthread_once(&once, initialize_once);
     return initialize_result;
 }
-
-gcry_error_t securechat_gcrypt_cipher_final(gcry_cipher_hd_t handle) {
-    return gcry_cipher_final(handle);
-}

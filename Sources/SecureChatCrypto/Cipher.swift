@@ -29,7 +29,8 @@ public enum AEADSize {
 /// A conforming type owns its C context and is set up once per key: after `init`, `seal` and
 /// `open` make no heap allocation. It is a class because it owns that context; it wipes the key
 /// when released. Buffers are the caller's: `seal` writes ciphertext followed by the 16-byte tag,
-/// `open` writes the plaintext. Input and output may be the same memory (in place).
+/// `open` writes the plaintext. Input and output may be the same memory (in place, at the same
+/// address); otherwise they must not overlap.
 public protocol Cipher: AnyObject {
     init(kind: CipherKind, key: UnsafeRawBufferPointer) throws
 
@@ -50,8 +51,10 @@ public protocol Cipher: AnyObject {
 
 extension Cipher {
     /// Seals with the Noise nonce for `counter` (Noise §5.1, ChaChaPoly little-endian,
-    /// AESGCM big-endian, both after 4 zero bytes).
-    @inlinable
+    /// AESGCM big-endian, both after 4 zero bytes). Always inlined: otherwise the optimiser
+    /// merges it with `open(counter:)` into one function that calls through a pointer, a
+    /// second call per message.
+    @inlinable @inline(__always)
     public func seal(counter: UInt64, associatedData: UnsafeRawBufferPointer,
                      plaintext: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws {
         var nonce = NoiseNonce(counter: counter, kind: kind)
@@ -60,7 +63,7 @@ extension Cipher {
         }
     }
 
-    @inlinable
+    @inlinable @inline(__always)
     public func open(counter: UInt64, associatedData: UnsafeRawBufferPointer,
                      ciphertext: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws {
         var nonce = NoiseNonce(counter: counter, kind: kind)
@@ -81,6 +84,28 @@ extension Cipher {
             try setKey(UnsafeRawBufferPointer(rebasing: sealed[..<AEADSize.key]))
         }
     }
+}
+
+/// For a backend's `open`: the tag at the end of `ciphertext` (at least 16 bytes), read where it
+/// is, or copied out first when the plaintext about to be written into `output` would overwrite
+/// it (an output shifted forward into the tag); in place at the same address it never does.
+@inlinable
+public func withTag<R>(of ciphertext: UnsafeRawBufferPointer, openingInto output: UnsafeMutableRawBufferPointer,
+                       _ body: (UnsafeRawPointer) throws -> R) rethrows -> R {
+    let bodyCount = ciphertext.count - AEADSize.tag
+    let tag = ciphertext.baseAddress! + bodyCount
+    if let out = output.baseAddress.map(UnsafeRawPointer.init), out < tag + AEADSize.tag, out + bodyCount > tag {
+        return try withCopiedTag(tag, body)
+    }
+    return try body(tag)
+}
+
+/// The rare case apart, so that the usual one keeps no tag buffer on the stack.
+@usableFromInline @inline(never)
+func withCopiedTag<R>(_ tag: UnsafeRawPointer, _ body: (UnsafeRawPointer) throws -> R) rethrows -> R {
+    var copy: (UInt64, UInt64) = (0, 0)
+    withUnsafeMutableBytes(of: &copy) { $0.copyMemory(from: UnsafeRawBufferPointer(start: tag, count: AEADSize.tag)) }
+    return try withUnsafeBytes(of: &copy) { try body($0.baseAddress!) }
 }
 
 /// The 12-byte nonce for a 64-bit Noise counter, as three words laid out in memory.

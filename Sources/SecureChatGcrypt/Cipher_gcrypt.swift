@@ -30,48 +30,30 @@ public final class GcryptCipher: Cipher {
         try check(gcry_cipher_setkey(handle, key.baseAddress, key.count), "gcry_cipher_setkey")
     }
 
-    private func start(nonce: UnsafeRawBufferPointer, associatedData: UnsafeRawBufferPointer) throws {
-        try requireLength(nonce.count, AEADSize.nonce, "nonce")
-        try check(gcry_cipher_setiv(handle, nonce.baseAddress, nonce.count), "gcry_cipher_setiv")
-        if associatedData.count > 0 {
-            try check(gcry_cipher_authenticate(handle, associatedData.baseAddress, associatedData.count),
-                      "gcry_cipher_authenticate")
-        }
-        try check(securechat_gcrypt_cipher_final(handle), "gcry_cipher_final")
-    }
-
     public func seal(nonce: UnsafeRawBufferPointer, associatedData: UnsafeRawBufferPointer,
                      plaintext: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws {
+        try requireLength(nonce.count, AEADSize.nonce, "nonce")
         try requireLength(output.count, plaintext.count + AEADSize.tag, "sealed output")
-        try start(nonce: nonce, associatedData: associatedData)
-        let out = output.baseAddress!
-        if plaintext.count > 0 {
-            try check(gcry_cipher_encrypt(handle, out, plaintext.count, plaintext.baseAddress, plaintext.count),
-                      "gcry_cipher_encrypt")
-        }
-        try check(gcry_cipher_gettag(handle, out + plaintext.count, AEADSize.tag), "gcry_cipher_gettag")
+        let outcome = securechat_gcrypt_seal(handle, nonce.baseAddress, associatedData.baseAddress, associatedData.count,
+                                             plaintext.baseAddress, plaintext.count,
+                                             output.baseAddress!.assumingMemoryBound(to: UInt8.self))
+        guard outcome == Int32(SECURECHAT_GCRYPT_DONE.rawValue) else { throw CryptoError.backendFailure(operation: "gcry_cipher (seal)") }
     }
 
     public func open(nonce: UnsafeRawBufferPointer, associatedData: UnsafeRawBufferPointer,
                      ciphertext: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws {
+        try requireLength(nonce.count, AEADSize.nonce, "nonce")
         guard ciphertext.count >= AEADSize.tag else { throw CryptoError.authenticationFailed }
         let bodyCount = ciphertext.count - AEADSize.tag
         try requireLength(output.count, bodyCount, "opened output")
-        // The tag is copied out first: the output may overlap the ciphertext (in place).
-        var tag: (UInt64, UInt64) = (0, 0)
-        withUnsafeMutableBytes(of: &tag) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: ciphertext[bodyCount...])) }
-        do {
-            try start(nonce: nonce, associatedData: associatedData)
-            if bodyCount > 0 {
-                try check(gcry_cipher_decrypt(handle, output.baseAddress, bodyCount, ciphertext.baseAddress, bodyCount),
-                          "gcry_cipher_decrypt")
-            }
-            // gcry_cipher_checktag compares in constant time.
-            let verdict = withUnsafeBytes(of: &tag) { gcry_cipher_checktag(handle, $0.baseAddress, AEADSize.tag) }
-            guard verdict == 0 else { throw CryptoError.authenticationFailed }
-        } catch {
+        let outcome = withTag(of: ciphertext, openingInto: output) { (tag) in
+            securechat_gcrypt_open(handle, nonce.baseAddress, associatedData.baseAddress, associatedData.count,
+                                   ciphertext.baseAddress, bodyCount, output.baseAddress, tag)
+        }
+        guard outcome == Int32(SECURECHAT_GCRYPT_DONE.rawValue) else {
             secureWipe(output)
-            throw error
+            if outcome == Int32(SECURECHAT_GCRYPT_TAG_MISMATCH.rawValue) { throw CryptoError.authenticationFailed }
+            throw CryptoError.backendFailure(operation: "gcry_cipher (open)")
         }
     }
 }

@@ -55,32 +55,30 @@ public final class OpenSSLCipher: Cipher {
         guard ciphertext.count >= AEADSize.tag else { throw CryptoError.authenticationFailed }
         let bodyCount = ciphertext.count - AEADSize.tag
         try requireLength(output.count, bodyCount, "opened output")
-        // The tag is copied out first: the output may overlap the ciphertext (in place).
-        var tag: (UInt64, UInt64) = (0, 0)
-        withUnsafeMutableBytes(of: &tag) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: ciphertext[bodyCount...])) }
         do {
-            try check(EVP_DecryptInit_ex2(context, nil, nil, bytes(nonce), nil), "EVP_DecryptInit_ex2")
-            var written: Int32 = 0
-            if associatedData.count > 0 {
-                try check(EVP_DecryptUpdate(context, nil, &written, bytes(associatedData), Int32(associatedData.count)),
-                          "EVP_DecryptUpdate")
-            }
-            let out = output.baseAddress.map { $0.assumingMemoryBound(to: UInt8.self) }
-            if bodyCount > 0 {
-                try check(EVP_DecryptUpdate(context, out, &written, bytes(ciphertext), Int32(bodyCount)),
-                          "EVP_DecryptUpdate")
-            }
-            try withUnsafeMutableBytes(of: &tag) { (tagBytes) in
-                try check(EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_AEAD_SET_TAG, Int32(AEADSize.tag), tagBytes.baseAddress),
+            try withTag(of: ciphertext, openingInto: output) { (tag) in
+                try check(EVP_DecryptInit_ex2(context, nil, nil, bytes(nonce), nil), "EVP_DecryptInit_ex2")
+                var written: Int32 = 0
+                if associatedData.count > 0 {
+                    try check(EVP_DecryptUpdate(context, nil, &written, bytes(associatedData), Int32(associatedData.count)),
+                              "EVP_DecryptUpdate")
+                }
+                let out = output.baseAddress.map { $0.assumingMemoryBound(to: UInt8.self) }
+                if bodyCount > 0 {
+                    try check(EVP_DecryptUpdate(context, out, &written, bytes(ciphertext), Int32(bodyCount)),
+                              "EVP_DecryptUpdate")
+                }
+                // SET_TAG copies the tag; it does not write through the pointer.
+                try check(EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_AEAD_SET_TAG, Int32(AEADSize.tag), UnsafeMutableRawPointer(mutating: tag)),
                           "EVP_CTRL_AEAD_SET_TAG")
-            }
-            // EVP_DecryptFinal_ex compares the tag in constant time; 0 means it did not verify.
-            // It writes nothing for AEADs but wants a pointer even when the output is empty.
-            var scratch: UInt8 = 0
-            let verified = withUnsafeMutablePointer(to: &scratch) { EVP_DecryptFinal_ex(context, out ?? $0, &written) == 1 }
-            guard verified else {
-                ERR_clear_error()
-                throw CryptoError.authenticationFailed
+                // EVP_DecryptFinal_ex compares the tag in constant time; 0 means it did not verify.
+                // It writes nothing for AEADs but wants a pointer even when the output is empty.
+                var scratch: UInt8 = 0
+                let verified = withUnsafeMutablePointer(to: &scratch) { EVP_DecryptFinal_ex(context, out ?? $0, &written) == 1 }
+                guard verified else {
+                    ERR_clear_error()
+                    throw CryptoError.authenticationFailed
+                }
             }
         } catch {
             secureWipe(output)

@@ -68,6 +68,14 @@ struct CrossBackendTests {
         try checkRefusals(backend.implementation, kind)
     }
 
+    /// The tag is read where it is unless the plaintext would overwrite it first: opening at the
+    /// same address (as the chat path does) and into memory that starts in the tag both open,
+    /// and a tampered tag is still refused either way.
+    @Test("opening in place, or into memory over the tag", arguments: BackendName.allCases, CipherKind.allCases)
+    func openingInPlace(backend: BackendName, kind: CipherKind) throws {
+        try checkInPlace(backend.implementation, kind)
+    }
+
     @Test("Noise nonces: counter encoding and rekey agree across backends", arguments: CipherKind.allCases)
     func noiseCounterAndRekey(kind: CipherKind) throws {
         let key = SecretBytes(try OpenSSLBackend.randomBytes(count: AEADSize.key))
@@ -110,6 +118,37 @@ private func checkRefusals<Backend: CryptoBackend>(_: Backend.Type, _ kind: Ciph
     for length in [0, 5, AEADSize.tag - 1, sealed.count - 1] {
         #expect(throws: CryptoError.authenticationFailed) {
             _ = try cipher.opened(nonce: nonce, associatedData: [], ciphertext: Array(sealed.prefix(length)))
+        }
+    }
+}
+
+private func checkInPlace<Backend: CryptoBackend>(_: Backend.Type, _ kind: CipherKind) throws {
+    let cipher = try Backend.makeCipher(kind, key: SecretBytes(try Backend.randomBytes(count: AEADSize.key)))
+    let nonce = try Backend.randomBytes(count: AEADSize.nonce)
+    let message = try Backend.randomBytes(count: 40)
+    let sealed = try cipher.sealed(nonce: nonce, associatedData: [], plaintext: message)
+    // The libraries decrypt at the same address or into separate memory, never into memory
+    // shifted within the ciphertext; an output over the tag alone is the case to check.
+    let bodyCount = message.count
+    for shift in [0, bodyCount, bodyCount + 1, bodyCount + 8] {
+        for tampered in [false, true] {
+            var buffer = sealed + [UInt8](repeating: 0, count: shift)
+            if tampered { buffer[sealed.count - 1] ^= 0x80 }
+            let opened: Bool = try nonce.withUnsafeBytes { nonce in
+                try buffer.withUnsafeMutableBytes { buffer in
+                    let ciphertext = UnsafeRawBufferPointer(rebasing: buffer[..<sealed.count])
+                    let output = UnsafeMutableRawBufferPointer(rebasing: buffer[shift..<(shift + message.count)])
+                    do {
+                        try cipher.open(nonce: nonce, associatedData: UnsafeRawBufferPointer(start: nil, count: 0),
+                                        ciphertext: ciphertext, into: output)
+                        return true
+                    } catch CryptoError.authenticationFailed {
+                        return false
+                    }
+                }
+            }
+            #expect(opened == !tampered, "shift \(shift), tampered \(tampered)")
+            if opened { #expect(Array(buffer[shift..<(shift + message.count)]) == message, "shift \(shift)") }
         }
     }
 }
