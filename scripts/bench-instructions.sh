@@ -3,7 +3,7 @@
 # drift with this VM's speed. Each operation runs N and 2N times under `valgrind --tool=callgrind`
 # (`securechat bench --count N --only KEY`, `crypto_baseline --count N KEY`); the difference of
 # the two totals over N is the cost of one operation, with start-up and set-up cancelled.
-# Usage: scripts/bench-instructions.sh        (about 3 minutes; installs valgrind if missing)
+# Usage: scripts/bench-instructions.sh        (about 4 minutes; installs valgrind if missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,7 +16,8 @@ gcc -O2 -Wall -o .build/crypto_baseline Benchmarks/Baseline/crypto_baseline.c -l
 # The shipped static binary: valgrind 3.19 cannot run the dynamically linked one (it fails in
 # /opt/swift's libdispatch.so), and these are the instructions users' machines run anyway.
 bin=.build/securechat-static
-[ -x "$bin" ] && "$bin" bench --help 2>/dev/null | grep -q -- --count || scripts/build-static.sh "$bin" >/dev/null
+[ -x "$bin" ] && [ -x "$bin.symbols" ] && "$bin" bench --help 2>/dev/null | grep -q -- --count \
+  || scripts/build-static.sh --symbols "$bin" >/dev/null
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -68,6 +69,36 @@ for backend in openssl gcrypt; do
   row "x25519-keygen $backend" 200 "x25519-keygen $backend" "x25519-keygen $backend" ""
   row "IK both sides / floor $backend" 40 "ik-handshake $backend chachapoly" "ik-floor $backend" 1.10
 done
+# Heap allocations per IK handshake, both sides, in the shipped binary (its copy with symbols):
+# the calls into the allocator that callgrind counted (N and 2N handshakes again), against the
+# libraries' own for the same 2 key generations and 6 DH (crypto_baseline --allocations).
+allocator_calls() {  # COUNT KEY: calls into malloc, calloc, realloc and memalign
+  local out="$work/allocations.out"
+  valgrind --tool=callgrind --callgrind-out-file="$out" "$bin.symbols" bench --count "$1" --only "$2" >/dev/null 2>"$work/valgrind.log" \
+    || { cat "$work/valgrind.log" >&2; exit 1; }
+  callgrind_annotate --threshold=100 --tree=caller "$out" | python3 -c '
+import re, sys
+total = callers = 0
+for line in sys.stdin:
+    called = re.match(r"^ *[0-9,]+ \([ 0-9.%]+\)  < .*\(([0-9,]+)x\)", line)
+    if called:
+        callers += int(called.group(1).replace(",", ""))
+        continue
+    if re.match(r"^ *[0-9,]+ \([ 0-9.%]+\)  \* .*:(malloc|calloc|realloc|_mid_memalign[.a-z0-9]*|posix_memalign) \[", line):
+        total += callers
+    callers = 0
+print(total)'
+}
+.build/crypto_baseline --allocations 64 > "$work/c-allocations.txt"
+for backend in openssl gcrypt; do
+  one=$(allocator_calls 20 "ik-handshake $backend chachapoly")
+  two=$(allocator_calls 40 "ik-handshake $backend chachapoly")
+  c=$(awk -v k="ik-floor" -v b="$backend" '$2 == k && $3 == b {print $4}' "$work/c-allocations.txt")
+  awk -v l="allocations per IK, $backend" -v o=$(( (two - one) / 20 )) -v c="$c" 'BEGIN {
+    printf "%-38s %12d %12d %7.2f  <= 100 %s (C: the libraries alone)\n", l, o, c, o / c, (o <= 100 ? "ok" : "MISSED") }' \
+    | tee -a .build/bench-instructions.txt
+done
+
 # IK against TLS 1.3: C's TLS instructions over ours (how many times fewer ours are).
 ik=$(per_operation 40 ours "ik-handshake openssl chachapoly")
 for tls in tls13-handshake tls13-mutual; do

@@ -201,7 +201,8 @@ static void aead_cases(size_t size) {
 
 // X25519 as the wrappers do it, with private keys held by the library: OpenSSL keeps an EVP_PKEY
 // per private key (made once, so one scalar multiplication per DH) and imports the peer's point,
-// which arrives on the wire, for each DH; key generation is EVP_PKEY_generate and reading the
+// which arrives on the wire (once per DH here; once per key in the IK floor, as the handshake
+// imports the other side's ephemeral key once for its two DH); key generation is EVP_PKEY_generate and reading the
 // public key out. libgcrypt: gcry_ecc_mul_point on the raw scalar, the base point for a new key.
 struct x25519 {
     EVP_PKEY *key;
@@ -209,15 +210,25 @@ struct x25519 {
 };
 static const uint8_t basepoint[32] = {9};
 
-static void openssl_derive(EVP_PKEY *local, const uint8_t point[32], uint8_t out[32]) {
-    size_t length = 32;
+static EVP_PKEY *openssl_import(const uint8_t point[32]) {
     EVP_PKEY *remote = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, point, 32);
+    CHECK(remote);
+    return remote;
+}
+
+static void openssl_derive_with(EVP_PKEY *local, EVP_PKEY *remote, uint8_t out[32]) {
+    size_t length = 32;
     EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, local, NULL);
-    CHECK(remote && ctx);
+    CHECK(ctx);
     CHECK(EVP_PKEY_derive_init(ctx) == 1);
     CHECK(EVP_PKEY_derive_set_peer_ex(ctx, remote, 0) == 1);
     CHECK(EVP_PKEY_derive(ctx, out, &length) == 1);
     EVP_PKEY_CTX_free(ctx);
+}
+
+static void openssl_derive(EVP_PKEY *local, const uint8_t point[32], uint8_t out[32]) {
+    EVP_PKEY *remote = openssl_import(point);
+    openssl_derive_with(local, remote, out);
     EVP_PKEY_free(remote);
 }
 
@@ -292,11 +303,15 @@ struct ik_floor { EVP_PKEY *static_key; uint8_t scalar[32], point[32], out[32], 
 
 static void openssl_ik_floor(void *p) {
     struct ik_floor *f = p;
+    // Per side: the other's ephemeral key imported once for its two DH, its static key once.
     for (int side = 0; side < 2; side++) {
         EVP_PKEY *ephemeral = openssl_generate(f->out);
-        openssl_derive(ephemeral, f->point, f->out);  // ee
-        openssl_derive(ephemeral, f->point, f->out);  // es or se: ours ephemeral, their static
-        openssl_derive(f->static_key, f->point, f->out);  // se or es: our static, their ephemeral
+        EVP_PKEY *their_ephemeral = openssl_import(f->point), *their_static = openssl_import(f->point);
+        openssl_derive_with(ephemeral, their_ephemeral, f->out);  // ee
+        openssl_derive_with(ephemeral, their_static, f->out);  // es or se: ours ephemeral, their static
+        openssl_derive_with(f->static_key, their_ephemeral, f->out);  // se or es: our static, their ephemeral
+        EVP_PKEY_free(their_static);
+        EVP_PKEY_free(their_ephemeral);
         EVP_PKEY_free(ephemeral);
     }
     ik_hashing(openssl_sha256, f->state);

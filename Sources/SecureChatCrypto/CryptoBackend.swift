@@ -27,9 +27,18 @@ public protocol CryptoBackend: Sendable {
     static func generatePrivateKey(scalar: UnsafeMutableRawBufferPointer?,
                                    publicKey: UnsafeMutableRawBufferPointer) throws -> PrivateKey
 
-    /// X25519 (RFC 7748) of `key` and the 32-byte `point` into `output` (32 bytes): one scalar
+    /// A peer's X25519 public key in the library's own form, imported once for every DH with it
+    /// (OpenSSL: an `EVP_PKEY`, 10 allocations to make; libgcrypt: the 32 bytes). Noise uses a
+    /// remote ephemeral key twice per handshake.
+    associatedtype PeerKey: Sendable
+
+    /// Imports a 32-byte public key (any 32 bytes: X25519 takes them all, low-order ones are
+    /// caught by the all-zero check on the result).
+    static func importPeerKey(_ point: UnsafeRawBufferPointer) throws -> PeerKey
+
+    /// X25519 (RFC 7748) of `key` and `peer` into `output` (32 bytes): one scalar
     /// multiplication. Not checked for all zeros; `x25519SharedSecret` does that.
-    static func x25519(_ key: PrivateKey, point: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws
+    static func x25519(_ key: PrivateKey, peer: PeerKey, into output: UnsafeMutableRawBufferPointer) throws
 
     /// SHA-256 of `first` followed by `second` into `output` (32 bytes), without copying them
     /// together and without a heap allocation (MixHash and HMAC run on it). `output` may be

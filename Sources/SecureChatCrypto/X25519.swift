@@ -103,8 +103,19 @@ extension CryptoBackend {
     /// Diffie-Hellman into a caller-owned 32-byte buffer; refuses an all-zero result.
     public static func x25519SharedSecret(_ keyPair: X25519KeyPair, _ publicKey: X25519PublicKey,
                                           into output: UnsafeMutableRawBufferPointer) throws {
-        let key = try privateKey(of: keyPair)
-        try publicKey.bytes.withUnsafeBytes { (point) in try x25519(key, point: point, into: output) }
+        try x25519SharedSecret(keyPair, peer: try peerKey(publicKey), into: output)
+    }
+
+    /// The peer's public key in this backend's form, for several DH with it.
+    public static func peerKey(_ publicKey: X25519PublicKey) throws -> PeerKey {
+        try publicKey.bytes.withUnsafeBytes { (point) in try importPeerKey(point) }
+    }
+
+    /// Diffie-Hellman with an imported peer key into a caller-owned 32-byte buffer; refuses an
+    /// all-zero result.
+    public static func x25519SharedSecret(_ keyPair: X25519KeyPair, peer: PeerKey,
+                                          into output: UnsafeMutableRawBufferPointer) throws {
+        try x25519(try privateKey(of: keyPair), peer: peer, into: output)
         if constantTimeIsZero(UnsafeRawBufferPointer(output)) {
             secureWipe(output)
             throw CryptoError.zeroSharedSecret

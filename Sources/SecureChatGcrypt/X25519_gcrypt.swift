@@ -15,18 +15,36 @@ public final class GcryptPrivateKey: @unchecked Sendable {
     }
 }
 
-/// The u-coordinate of the Curve25519 base point.
-private let basePoint: [UInt8] = [9] + [UInt8](repeating: 0, count: 31)
+/// A peer's X25519 public key for libgcrypt: its 32 bytes, held inline (no allocation).
+public struct GcryptPeerKey: Sendable {
+    /// The 32 bytes as four words in memory order.
+    fileprivate var point: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+
+    fileprivate init(_ bytes: UnsafeRawBufferPointer) {
+        withUnsafeMutableBytes(of: &point) { $0.copyMemory(from: bytes) }
+    }
+
+    private init(point: (UInt64, UInt64, UInt64, UInt64)) { self.point = point }
+
+    /// The u-coordinate of the Curve25519 base point: 9, little-endian.
+    fileprivate static let basePoint = GcryptPeerKey(point: (UInt64(9).littleEndian, 0, 0, 0))
+}
 
 extension GcryptBackend {
     public typealias PrivateKey = GcryptPrivateKey
+    public typealias PeerKey = GcryptPeerKey
+
+    public static func importPeerKey(_ point: UnsafeRawBufferPointer) throws -> GcryptPeerKey {
+        try requireLength(point.count, 32, "X25519 point")
+        return GcryptPeerKey(point)
+    }
 
     public static func importPrivateKey(_ scalar: UnsafeRawBufferPointer,
                                         publicKey: UnsafeMutableRawBufferPointer) throws -> GcryptPrivateKey {
         try requireLength(scalar.count, 32, "X25519 private key")
         let key = GcryptPrivateKey()
         key.scalar.copyMemory(from: scalar)
-        try basePoint.withUnsafeBytes { (base) in try x25519(key, point: base, into: publicKey) }
+        try x25519(key, peer: .basePoint, into: publicKey)
         return key
     }
 
@@ -35,7 +53,7 @@ extension GcryptBackend {
                                           publicKey: UnsafeMutableRawBufferPointer) throws -> GcryptPrivateKey {
         let key = GcryptPrivateKey()
         try randomBytes(into: key.scalar)
-        try basePoint.withUnsafeBytes { (base) in try x25519(key, point: base, into: publicKey) }
+        try x25519(key, peer: .basePoint, into: publicKey)
         if let scalar {
             try requireLength(scalar.count, 32, "X25519 private key")
             scalar.copyMemory(from: UnsafeRawBufferPointer(key.scalar))
@@ -45,14 +63,16 @@ extension GcryptBackend {
 
     /// gcry_ecc_mul_point decodes the scalar and u-coordinate as RFC 7748 says (clamping, top bit
     /// masked); it avoids the S-expression path, which is 5–30 times slower.
-    public static func x25519(_ key: GcryptPrivateKey, point: UnsafeRawBufferPointer,
+    public static func x25519(_ key: GcryptPrivateKey, peer: GcryptPeerKey,
                               into output: UnsafeMutableRawBufferPointer) throws {
         GcryptLibrary.ensureInitialized()
-        try requireLength(point.count, 32, "X25519 point")
         try requireLength(output.count, 32, "X25519 output")
-        try check(gcry_ecc_mul_point(Int32(GCRY_ECC_CURVE25519.rawValue),
-                                     output.baseAddress!.assumingMemoryBound(to: UInt8.self),
-                                     key.scalar.baseAddress!.assumingMemoryBound(to: UInt8.self),
-                                     point.baseAddress!.assumingMemoryBound(to: UInt8.self)), "gcry_ecc_mul_point")
+        var point = peer.point
+        try withUnsafeMutableBytes(of: &point) { (point) in
+            try check(gcry_ecc_mul_point(Int32(GCRY_ECC_CURVE25519.rawValue),
+                                         output.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                                         key.scalar.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                                         point.baseAddress!.assumingMemoryBound(to: UInt8.self)), "gcry_ecc_mul_point")
+        }
     }
 }

@@ -13,8 +13,27 @@ public final class OpenSSLPrivateKey: @unchecked Sendable {
     deinit { EVP_PKEY_free(key) }  // frees and cleanses the private key
 }
 
+/// A peer's X25519 public key as an `EVP_PKEY`, imported once for every DH with it.
+public final class OpenSSLPeerKey: @unchecked Sendable {
+    // @unchecked: never changed after it is made; derives only read it.
+    let key: OpaquePointer
+
+    init(_ key: OpaquePointer) { self.key = key }
+
+    deinit { EVP_PKEY_free(key) }
+}
+
 extension OpenSSLBackend {
     public typealias PrivateKey = OpenSSLPrivateKey
+    public typealias PeerKey = OpenSSLPeerKey
+
+    public static func importPeerKey(_ point: UnsafeRawBufferPointer) throws -> OpenSSLPeerKey {
+        try requireLength(point.count, 32, "X25519 point")
+        guard let key = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, nil, point.baseAddress!.assumingMemoryBound(to: UInt8.self), 32) else {
+            throw CryptoError.backendFailure(operation: "EVP_PKEY_new_raw_public_key")
+        }
+        return OpenSSLPeerKey(key)
+    }
 
     public static func importPrivateKey(_ scalar: UnsafeRawBufferPointer,
                                         publicKey: UnsafeMutableRawBufferPointer) throws -> OpenSSLPrivateKey {
@@ -50,14 +69,9 @@ extension OpenSSLBackend {
         return privateKey
     }
 
-    public static func x25519(_ key: OpenSSLPrivateKey, point: UnsafeRawBufferPointer,
+    public static func x25519(_ key: OpenSSLPrivateKey, peer: OpenSSLPeerKey,
                               into output: UnsafeMutableRawBufferPointer) throws {
-        try requireLength(point.count, 32, "X25519 point")
         try requireLength(output.count, 32, "X25519 output")
-        guard let peerKey = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, nil, point.baseAddress!.assumingMemoryBound(to: UInt8.self), 32) else {
-            throw CryptoError.backendFailure(operation: "EVP_PKEY_new_raw_public_key")
-        }
-        defer { EVP_PKEY_free(peerKey) }
         guard let context = EVP_PKEY_CTX_new_from_pkey(nil, key.key, nil) else {
             throw CryptoError.backendFailure(operation: "EVP_PKEY_CTX_new_from_pkey")
         }
@@ -65,7 +79,7 @@ extension OpenSSLBackend {
         try check(EVP_PKEY_derive_init(context), "EVP_PKEY_derive_init")
         // No validation of the peer key: X25519 takes any 32 bytes, and an all-zero result
         // (a low-order point) is refused below and by `x25519SharedSecret`.
-        try check(EVP_PKEY_derive_set_peer_ex(context, peerKey, 0), "EVP_PKEY_derive_set_peer_ex")
+        try check(EVP_PKEY_derive_set_peer_ex(context, peer.key, 0), "EVP_PKEY_derive_set_peer_ex")
         var length = 32
         guard EVP_PKEY_derive(context, output.baseAddress!.assumingMemoryBound(to: UInt8.self), &length) == 1 else {
             // OpenSSL itself refuses an all-zero result (RFC 7748 §6.1); report it as such.

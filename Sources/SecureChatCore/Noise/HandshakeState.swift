@@ -12,7 +12,8 @@ public struct HandshakeState<Backend: CryptoBackend> {
     private var localEphemeral: X25519KeyPair?
     /// The other side's static key: given before (IK, NK, KK…) or learnt during the handshake.
     public private(set) var remoteStatic: X25519PublicKey?
-    private var remoteEphemeral: X25519PublicKey?
+    /// The other side's ephemeral key, imported once into the backend's form: two DH use it.
+    private var remoteEphemeral: Backend.PeerKey?
     private var messageIndex = 0
     private var failed = false
 
@@ -107,7 +108,7 @@ public struct HandshakeState<Backend: CryptoBackend> {
                 switch token {
                 case .e:
                     let bytes = try take(X25519PublicKey.byteCount, from: message, at: &offset)
-                    remoteEphemeral = try mapCrypto { try X25519PublicKey(bytes: bytes) }
+                    remoteEphemeral = try mapCrypto { try Backend.importPeerKey(bytes) }
                     try symmetric.mixHash(bytes)
                 case .s:
                     let length = X25519PublicKey.byteCount + (symmetric.cipherState.hasKey ? AEADSize.tag : 0)
@@ -149,24 +150,33 @@ public struct HandshakeState<Backend: CryptoBackend> {
     /// MixKey(DH(…)) for a DH token, from this side's point of view (§5.3).
     private mutating func mixDiffieHellman(_ token: HandshakePattern.Token) throws {
         let initiator = role == .initiator
-        let (local, remote): (X25519KeyPair?, X25519PublicKey?) = switch token {
-        case .ee: (localEphemeral, remoteEphemeral)
-        case .es: initiator ? (localEphemeral, remoteStatic) : (localStatic, remoteEphemeral)
-        case .se: initiator ? (localStatic, remoteEphemeral) : (localEphemeral, remoteStatic)
-        case .ss: (localStatic, remoteStatic)
+        let local: X25519KeyPair?, remote: Backend.PeerKey?
+        switch token {
+        case .ss: return try mixStaticStatic()
+        case .ee: (local, remote) = (localEphemeral, remoteEphemeral)
+        case .es: (local, remote) = initiator ? (localEphemeral, try remoteStaticKey()) : (localStatic, remoteEphemeral)
+        case .se: (local, remote) = initiator ? (localStatic, remoteEphemeral) : (localEphemeral, try remoteStaticKey())
         case .e, .s: preconditionFailure("not a DH token")
         }
         guard let local else { throw NoiseError.missingKey("local key for \(token)") }
         guard let remote else { throw NoiseError.missingKey("remote key for \(token)") }
-        if token == .ss {
-            let shared = try mapCrypto { try Backend.staticStaticSecret(local, remote) }
-            try shared.withUnsafeBytes { (bytes) in try symmetric.mixKey(bytes) }
-        } else {
-            try withSecretScratch(byteCount: X25519PublicKey.byteCount) { (shared) in
-                try mapCrypto { try Backend.x25519SharedSecret(local, remote, into: shared) }
-                try symmetric.mixKey(UnsafeRawBufferPointer(shared))
-            }
+        try withSecretScratch(byteCount: X25519PublicKey.byteCount) { (shared) in
+            try mapCrypto { try Backend.x25519SharedSecret(local, peer: remote, into: shared) }
+            try symmetric.mixKey(UnsafeRawBufferPointer(shared))
         }
+    }
+
+    /// `ss`: the same for every handshake between two static keys, so kept by the local pair.
+    private mutating func mixStaticStatic() throws {
+        guard let localStatic else { throw NoiseError.missingKey("local key for ss") }
+        guard let remoteStatic else { throw NoiseError.missingKey("remote key for ss") }
+        let shared = try mapCrypto { try Backend.staticStaticSecret(localStatic, remoteStatic) }
+        try shared.withUnsafeBytes { (bytes) in try symmetric.mixKey(bytes) }
+    }
+
+    /// The remote static key in the backend's form, for its one DH (`es` or `se`).
+    private func remoteStaticKey() throws -> Backend.PeerKey? {
+        try remoteStatic.map { (key) in try mapCrypto { try Backend.peerKey(key) } }
     }
 
     private func append(_ bytes: [UInt8], to output: UnsafeMutableRawBufferPointer, at offset: Int) throws -> Int {
