@@ -29,8 +29,10 @@ public protocol CryptoBackend: Sendable {
 
     /// A peer's X25519 public key in the library's own form, imported once for every DH with it
     /// (OpenSSL: an `EVP_PKEY`, 10 allocations to make; libgcrypt: the 32 bytes). Noise uses a
-    /// remote ephemeral key twice per handshake.
-    associatedtype PeerKey: Sendable
+    /// remote ephemeral key twice per handshake. A class, like `PrivateKey`: the generic state
+    /// machines that hold one then have a fixed layout (a value type of unknown size made their
+    /// generic copy and assign code 0.4 MB larger).
+    associatedtype PeerKey: AnyObject & Sendable
 
     /// Imports a 32-byte public key (any 32 bytes: X25519 takes them all, low-order ones are
     /// caught by the all-zero check on the result).

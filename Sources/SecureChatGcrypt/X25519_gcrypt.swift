@@ -15,13 +15,15 @@ public final class GcryptPrivateKey: @unchecked Sendable {
     }
 }
 
-/// A peer's X25519 public key for libgcrypt: its 32 bytes, held inline (no allocation).
-public struct GcryptPeerKey: Sendable {
+/// A peer's X25519 public key for libgcrypt: its 32 bytes (public: nothing to wipe).
+public final class GcryptPeerKey: Sendable {
     /// The 32 bytes as four words in memory order.
-    fileprivate var point: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+    fileprivate let point: (UInt64, UInt64, UInt64, UInt64)
 
     fileprivate init(_ bytes: UnsafeRawBufferPointer) {
+        var point: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
         withUnsafeMutableBytes(of: &point) { $0.copyMemory(from: bytes) }
+        self.point = point
     }
 
     private init(point: (UInt64, UInt64, UInt64, UInt64)) { self.point = point }
