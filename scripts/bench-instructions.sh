@@ -21,12 +21,16 @@ bin=.build/securechat-static
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# instructions COUNT COMMAND...: the total instructions callgrind counted for the command.
-instructions() {
-  local out="$work/callgrind.out"
-  valgrind --tool=callgrind --callgrind-out-file="$out" "$@" >/dev/null 2>"$work/valgrind.log" \
+# callgrind COMMAND...: runs the command under callgrind into $work/callgrind.out.
+callgrind() {
+  valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" "$@" >/dev/null 2>"$work/valgrind.log" \
     || { cat "$work/valgrind.log" >&2; exit 1; }
-  awk '/^(summary|totals):/ {print $2; exit}' "$out"
+}
+
+# instructions COMMAND...: the total instructions callgrind counted for the command.
+instructions() {
+  callgrind "$@"
+  awk '/^(summary|totals):/ {print $2; exit}' "$work/callgrind.out"
 }
 
 # per_operation N KIND KEY: instructions of one operation of KEY, ours or C's.
@@ -73,10 +77,8 @@ done
 # the calls into the allocator that callgrind counted (N and 2N handshakes again), against the
 # libraries' own for the same 2 key generations and 6 DH (crypto_baseline --allocations).
 allocator_calls() {  # COUNT KEY: calls into malloc, calloc, realloc and memalign
-  local out="$work/allocations.out"
-  valgrind --tool=callgrind --callgrind-out-file="$out" "$bin.symbols" bench --count "$1" --only "$2" >/dev/null 2>"$work/valgrind.log" \
-    || { cat "$work/valgrind.log" >&2; exit 1; }
-  callgrind_annotate --threshold=100 --tree=caller "$out" | python3 -c '
+  callgrind "$bin.symbols" bench --count "$1" --only "$2"
+  callgrind_annotate --threshold=100 --tree=caller "$work/callgrind.out" | python3 -c '
 import re, sys
 total = callers = 0
 for line in sys.stdin:

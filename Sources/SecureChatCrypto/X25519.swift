@@ -49,19 +49,22 @@ public struct X25519KeyPair: Sendable {
 extension CryptoBackend {
     /// A new key pair from the library's key generator, its raw private half kept (for a key file).
     public static func generateX25519KeyPair() throws -> X25519KeyPair {
-        let privateKey = SecretBytes(count: X25519PublicKey.byteCount)
-        return try privateKey.withUnsafeMutableBytes { (scalar) in try generateKeyPair(privateKey, scalar: scalar) }
+        try generateKeyPair(keepingPrivateKey: true)
     }
 
     /// A new key pair for one handshake (Noise's `e`): the private key stays in the library,
     /// never copied out.
     public static func generateEphemeralX25519KeyPair() throws -> X25519KeyPair {
-        try generateKeyPair(nil, scalar: nil)
+        try generateKeyPair(keepingPrivateKey: false)
     }
 
-    private static func generateKeyPair(_ privateKey: SecretBytes?, scalar: UnsafeMutableRawBufferPointer?) throws -> X25519KeyPair {
+    private static func generateKeyPair(keepingPrivateKey: Bool) throws -> X25519KeyPair {
+        let privateKey = keepingPrivateKey ? SecretBytes(count: X25519PublicKey.byteCount) : nil
         var publicBytes = [UInt8](repeating: 0, count: X25519PublicKey.byteCount)
-        let key = try publicBytes.withUnsafeMutableBytes { (out) in try generatePrivateKey(scalar: scalar, publicKey: out) }
+        let key = try publicBytes.withUnsafeMutableBytes { (out) in
+            guard let privateKey else { return try generatePrivateKey(scalar: nil, publicKey: out) }
+            return try privateKey.withUnsafeMutableBytes { (scalar) in try generatePrivateKey(scalar: scalar, publicKey: out) }
+        }
         return X25519KeyPair(privateKey: privateKey, publicKey: try X25519PublicKey(bytes: publicBytes), backendKey: key)
     }
 

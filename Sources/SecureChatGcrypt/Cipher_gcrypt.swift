@@ -37,7 +37,7 @@ public final class GcryptCipher: Cipher {
         let outcome = securechat_gcrypt_seal(handle, nonce.baseAddress, associatedData.baseAddress, associatedData.count,
                                              plaintext.baseAddress, plaintext.count,
                                              output.baseAddress!.assumingMemoryBound(to: UInt8.self))
-        guard outcome == Int32(SECURECHAT_GCRYPT_DONE.rawValue) else { throw CryptoError.backendFailure(operation: "gcry_cipher (seal)") }
+        guard outcome == SECURECHAT_GCRYPT_DONE else { throw CryptoError.backendFailure(operation: "gcry_cipher (seal)") }
     }
 
     public func open(nonce: UnsafeRawBufferPointer, associatedData: UnsafeRawBufferPointer,
@@ -50,9 +50,9 @@ public final class GcryptCipher: Cipher {
             securechat_gcrypt_open(handle, nonce.baseAddress, associatedData.baseAddress, associatedData.count,
                                    ciphertext.baseAddress, bodyCount, output.baseAddress, tag)
         }
-        guard outcome == Int32(SECURECHAT_GCRYPT_DONE.rawValue) else {
+        guard outcome == SECURECHAT_GCRYPT_DONE else {
             secureWipe(output)
-            if outcome == Int32(SECURECHAT_GCRYPT_TAG_MISMATCH.rawValue) { throw CryptoError.authenticationFailed }
+            if outcome == SECURECHAT_GCRYPT_TAG_MISMATCH { throw CryptoError.authenticationFailed }
             throw CryptoError.backendFailure(operation: "gcry_cipher (open)")
         }
     }

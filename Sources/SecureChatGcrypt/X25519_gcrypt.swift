@@ -69,8 +69,7 @@ extension GcryptBackend {
                               into output: UnsafeMutableRawBufferPointer) throws {
         GcryptLibrary.ensureInitialized()
         try requireLength(output.count, 32, "X25519 output")
-        var point = peer.point
-        try withUnsafeMutableBytes(of: &point) { (point) in
+        try withUnsafeBytes(of: peer.point) { (point) in
             try check(gcry_ecc_mul_point(Int32(GCRY_ECC_CURVE25519.rawValue),
                                          output.baseAddress!.assumingMemoryBound(to: UInt8.self),
                                          key.scalar.baseAddress!.assumingMemoryBound(to: UInt8.self),

@@ -143,6 +143,12 @@ final class OnlineDirectory: Sendable {
 
     @usableFromInline func lookup(_ user: UserID) -> Entry? { entries.withLock { $0[user] } }
 
+    /// LOOKUPREPLY for `user`, built under the lock: a lookup copies only the reply's fields,
+    /// not the whole entry.
+    @usableFromInline func lookupReply(for user: UserID) -> ControlMessage.LookupReply.Found? {
+        entries.withLock { $0[user]?.lookupReply(for: user) }
+    }
+
     @usableFromInline var users: [UserID] { entries.withLock { $0.keys.sorted() } }
 
     var count: Int { entries.withLock { $0.count } }

@@ -38,8 +38,7 @@ struct SymmetricState<Backend: CryptoBackend> {
     /// MixKey(input_key_material): ck, temp_k = HKDF(ck, ikm, 2); InitializeKey(temp_k).
     mutating func mixKey(_ inputKeyMaterial: UnsafeRawBufferPointer) throws {
         try withSecretScratch(byteCount: 2 * DigestSize.sha256) { (output) in
-            try deriveTwo(inputKeyMaterial, into: output)
-            let (newChainingKey, temporaryKey) = Self.halves(output)
+            let (newChainingKey, temporaryKey) = try deriveTwo(inputKeyMaterial, into: output)
             if isKnownUniquelyReferenced(&chainingKey) {
                 chainingKey.withUnsafeMutableBytes { $0.copyMemory(from: newChainingKey) }
             } else {
@@ -79,25 +78,24 @@ struct SymmetricState<Backend: CryptoBackend> {
         var initiatorToResponder = CipherState<Backend.AEAD>(kind: cipherState.kind)
         var responderToInitiator = CipherState<Backend.AEAD>(kind: cipherState.kind)
         try withSecretScratch(byteCount: 2 * DigestSize.sha256) { (output) in
-            try deriveTwo(UnsafeRawBufferPointer(start: nil, count: 0), into: output)
-            let (first, second) = Self.halves(output)
+            let (first, second) = try deriveTwo(UnsafeRawBufferPointer(start: nil, count: 0), into: output)
             try initiatorToResponder.initializeKey(first)
             try responderToInitiator.initializeKey(second)
         }
         return (initiatorToResponder, responderToInitiator)
     }
 
-    /// HKDF(ck, ikm, 2) into `output` (64 bytes).
-    private func deriveTwo(_ inputKeyMaterial: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws {
+    /// HKDF(ck, ikm, 2) into `output` (64 bytes); returns its two halves.
+    private func deriveTwo(_ inputKeyMaterial: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws
+        -> (UnsafeRawBufferPointer, UnsafeRawBufferPointer)
+    {
         try mapCrypto {
             try chainingKey.withUnsafeBytes { salt in
                 try Backend.hkdf(salt: salt, inputKeyMaterial: inputKeyMaterial,
                                  info: UnsafeRawBufferPointer(start: nil, count: 0), into: output)
             }
         }
-    }
-
-    private static func halves(_ output: UnsafeMutableRawBufferPointer) -> (UnsafeRawBufferPointer, UnsafeRawBufferPointer) {
-        (UnsafeRawBufferPointer(rebasing: output[..<DigestSize.sha256]), UnsafeRawBufferPointer(rebasing: output[DigestSize.sha256...]))
+        return (UnsafeRawBufferPointer(rebasing: output[..<DigestSize.sha256]),
+                UnsafeRawBufferPointer(rebasing: output[DigestSize.sha256...]))
     }
 }
