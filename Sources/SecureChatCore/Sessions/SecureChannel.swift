@@ -151,10 +151,10 @@ public struct SecureChannel<Backend: CryptoBackend> {
         decoder.append(bytes)
         var actions = [Action]()
         while true {
-            let frame: [UInt8]?
-            do { frame = try decoder.nextFrame() } catch { return actions + fail(.framing(error)) }
+            let frame: Range<Int>?
+            do { frame = try decoder.nextFrameRange() } catch { return actions + fail(.framing(error)) }
             guard let frame else { return actions }
-            actions += handle(frame: frame)
+            actions += handle(frameAt: frame)
             if case .failed = state { return actions }
         }
     }
@@ -183,11 +183,10 @@ public struct SecureChannel<Backend: CryptoBackend> {
 
     /// Seals one transport message and frames it (allocating; control messages).
     public mutating func seal(_ plaintext: [UInt8]) throws -> [UInt8] {
-        var frame = [UInt8](repeating: 0, count: Framing.headerSize + plaintext.count + AEADSize.tag)
-        let count = try frame.withUnsafeMutableBytes { (out) in
-            try plaintext.withUnsafeBytes { (bytes) in try sealFrame(bytes, into: out) }
+        // One array, written once: sealFrame fills exactly header + ciphertext + tag.
+        try [UInt8](unsafeUninitializedCapacity: Framing.headerSize + plaintext.count + AEADSize.tag) { (frame, count) in
+            count = try plaintext.withUnsafeBytes { (bytes) in try sealFrame(bytes, into: UnsafeMutableRawBufferPointer(frame)) }
         }
-        return Array(frame.prefix(count))
     }
 
     /// Seals one transport message into `output` as a whole frame (header + ciphertext) and
@@ -223,13 +222,15 @@ public struct SecureChannel<Backend: CryptoBackend> {
         return count
     }
 
-    private mutating func handle(frame: [UInt8]) -> [Action] {
+    /// One whole frame, held by the decoder at `range`: a transport message is opened from
+    /// there into its plaintext; a handshake frame is copied out.
+    private mutating func handle(frameAt range: Range<Int>) -> [Action] {
         switch state {
         case let .awaitingHello(waiting):
-            return readHello(frame, waiting)
+            return readHello(decoder.payload(range), waiting)
         case var .awaitingMessage1(waiting):
             do {
-                let payload = try waiting.handshake.readMessage(frame)
+                let payload = try waiting.handshake.readMessage(decoder.payload(range))
                 guard let remoteStatic = waiting.handshake.remoteStatic else { return fail(.handshake(.missingKey("remote static key"))) }
                 state = .awaitingDecision(AwaitingDecision(handshake: waiting.handshake))
                 return [.handshakeReceived(remoteStatic: remoteStatic, payload: payload)]
@@ -239,6 +240,7 @@ public struct SecureChannel<Backend: CryptoBackend> {
         case .awaitingDecision:
             return fail(.unexpectedFrame("a frame before the handshake was answered"))
         case var .awaitingMessage2(waiting):
+            let frame = decoder.payload(range)
             do {
                 let payload = try waiting.handshake.readMessage(frame)
                 let transport = try waiting.handshake.split(rekeyInterval: Self.rekeyInterval)
@@ -251,16 +253,16 @@ public struct SecureChannel<Backend: CryptoBackend> {
                 }
                 return fail(.handshake(error as? NoiseError ?? .decryptionFailed))
             }
-        case .established:
-            var plaintext = [UInt8](repeating: 0, count: max(frame.count - AEADSize.tag, 0))
-            do {
-                _ = try plaintext.withUnsafeMutableBytes { (out) in
-                    try frame.withUnsafeBytes { (ciphertext) in try openMessage(ciphertext, into: out) }
+        case var .established(established):
+            state = .failed(.decryption)  // stays failed unless the message opens
+            let plaintext = decoder.withPayload(range) { (ciphertext) in
+                try? [UInt8](unsafeUninitializedCapacity: max(ciphertext.count - AEADSize.tag, 0)) { (out, count) in
+                    count = try established.transport.open(ciphertext, into: UnsafeMutableRawBufferPointer(out))
                 }
-                return [.deliver(plaintext)]
-            } catch {
-                return [.fail(.decryption)]
             }
+            guard let plaintext else { return [.fail(.decryption)] }
+            state = .established(established)
+            return [.deliver(plaintext)]
         case let .failed(error):
             return [.fail(error)]
         }

@@ -42,6 +42,12 @@ public struct FrameDecoder: Sendable {
 
     /// The next complete frame's payload, nil when more bytes are needed; a zero length is an error.
     public mutating func nextFrame() throws(FrameError) -> [UInt8]? {
+        try nextFrameRange().map(payload)
+    }
+
+    /// Where the next complete frame's payload is held (read it with `withPayload`; valid until
+    /// the next call), nil when more bytes are needed: a frame read in place, not copied out.
+    public mutating func nextFrameRange() throws(FrameError) -> Range<Int>? {
         let available = buffer.count - readIndex
         guard available >= Framing.headerSize else { compact(); return nil }
         let length = Int(buffer[readIndex]) << 8 | Int(buffer[readIndex + 1])
@@ -50,7 +56,15 @@ public struct FrameDecoder: Sendable {
         guard available >= Framing.headerSize + length else { compact(); return nil }
         let start = readIndex + Framing.headerSize
         readIndex = start + length
-        return Array(buffer[start..<readIndex])
+        return start..<readIndex
+    }
+
+    /// A payload `nextFrameRange` returned, copied out.
+    public func payload(_ range: Range<Int>) -> [UInt8] { Array(buffer[range]) }
+
+    /// A payload `nextFrameRange` returned, read in place.
+    public func withPayload<R>(_ range: Range<Int>, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try buffer.withUnsafeBytes { (bytes) in try body(UnsafeRawBufferPointer(rebasing: bytes[range])) }
     }
 
     /// The stream has ended: an error if a frame was left unfinished.
