@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# securechat's crypto against C in the same run (issue 6): builds the C baseline
+# securechat's crypto against C in the same run (issues 6 and 14): builds the C baseline
 # (Benchmarks/Baseline/crypto_baseline.c, libcrypto + libssl + libgcrypt called directly) and the
-# release binary, runs both on the same sizes, and prints per backend × cipher × size our MB/s,
-# C's and the ratio; then the IK handshake against the sum of its X25519 and hash costs and
-# against a TLS 1.3 full handshake done in-process with libssl. Writes .build/bench.json (our
-# `securechat bench --json`, best of the rounds) and the README's chart, docs/bench-chart.svg.
-# Every goal of issue 14 that is a time is printed with its verdict here; the same ratios in
-# instructions, which this VM's drift does not move, and the allocations per handshake come
-# from scripts/bench-instructions.sh.
-# Usage: scripts/bench-crypto.sh [SECONDS-PER-FIGURE]   (default 0.3; about 3 minutes)
+# release binary, and prints for every figure with a goal our value against C's with its verdict:
+# seal/open MB/s per backend × cipher × size, X25519, the IK handshake against its floor (2 key
+# generations + 6 DH + hashing in C) and against TLS 1.3 done in-process with libssl, and the
+# peer-to-peer connect latency. Writes .build/bench.json (one full `securechat bench --json`) and
+# the README's chart, docs/bench-chart.svg. The same ratios in instructions, which this VM's
+# drift does not move, and the allocations per handshake come from scripts/bench-instructions.sh.
+#
+# Paired runs: this VM's speed drifts by tens of percent from one minute to the next, so each
+# figure is measured as PAIRS pairs of short runs, C's and ours back to back (the order swapped
+# every pair, so a steady drift cancels), and the verdict is on the median of the pairs' ratios;
+# the spread of the ratios is printed beside it.
+# Usage: scripts/bench-crypto.sh [SECONDS-PER-RUN] [PAIRS]   (default 0.3 and 5; about 5 minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-0.3}
+pairs=${2:-5}
 sizes="16 64 256 1024 16384 65519"
 
 mkdir -p .build
@@ -19,65 +24,79 @@ gcc -O2 -Wall -o .build/crypto_baseline Benchmarks/Baseline/crypto_baseline.c -l
 swift build -c release --product securechat >/dev/null
 bin=$(swift build -c release --show-bin-path)/securechat
 
-# This VM's speed drifts by tens of percent from one minute to the next, so the two sides take
-# turns, three rounds each, and each figure is the best of its three rounds.
-for round in 1 2 3; do
-  echo "round $round of 3: C baseline, then securechat bench, $seconds s per figure..." >&2
-  .build/crypto_baseline "$seconds" $sizes > ".build/bench-c.$round.txt"
-  "$bin" bench --seconds "$seconds" --sizes "${sizes// /,}" --json > ".build/bench.$round.json" 2>/dev/null
-done
+echo "securechat bench, every figure and 200 peer-to-peer calls (for the chart and the connect latency)..." >&2
+"$bin" bench --seconds 0.3 --sizes "${sizes// /,}" --calls 200 --json > .build/bench.json 2>/dev/null
 
-python3 - "$seconds" <<'PY'
-import json, sys
-# Best of the rounds: the highest rate, except for the ratios and latencies, where lower is better.
-lower_is_better = ("ik-vs-floor", "connect ")
-rounds = [json.load(open(f".build/bench.{n}.json")) for n in (1, 2, 3)]
-best = rounds[0]
-for result in best["results"]:
-    values = [r["value"] for run in rounds for r in run["results"] if r["key"] == result["key"]]
-    result["value"] = min(values) if result["key"].startswith(lower_is_better) else max(values)
-json.dump(best, open(".build/bench.json", "w"), indent=1)
-ours = {r["key"]: r["value"] for r in best["results"]}
-c = {}
-for n in (1, 2, 3):
-    for line in open(f".build/bench-c.{n}.txt"):
-        *key, value = line.split()
-        c[" ".join(key)] = max(c.get(" ".join(key), 0.0), float(value))
+python3 - "$bin" "$seconds" "$pairs" $sizes <<'PY'
+import json, statistics, subprocess, sys
+bin, seconds, pairs, sizes = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
 
-print(f"\nsecurechat vs C, same machine, same run ({sys.argv[1]} s per figure; best of 3 alternating rounds)")
-print(f"{'':36}{'ours':>11}{'C':>11}{'ratio':>8}  goal")
+def c_rate(key, size):
+    line = subprocess.run([".build/crypto_baseline", "--only", key, seconds, size],
+                          check=True, capture_output=True, text=True).stdout.split()
+    return float(line[-1])
+
+def our_rate(key, size):
+    report = json.loads(subprocess.run([bin, "bench", "--only", key, "--seconds", seconds, "--sizes", size, "--json"],
+                                       check=True, capture_output=True, text=True).stdout)
+    return next(r["value"] for r in report["results"] if r["key"] == key)
+
+def paired(ours_key, c_key, size="64"):
+    """(ours, C) rates, PAIRS times, C first in even pairs and ours first in odd ones."""
+    runs = []
+    for n in range(pairs):
+        if n % 2 == 0:
+            c = c_rate(c_key, size); ours = our_rate(ours_key, size)
+        else:
+            ours = our_rate(ours_key, size); c = c_rate(c_key, size)
+        runs.append((ours, c))
+    return runs
+
+print(f"\nsecurechat vs C, same machine: {pairs} pairs of {seconds} s runs per figure, back to back;"
+      " value = median, ratio = median of the pairs' ratios [lowest-highest]")
+print(f"{'':36}{'ours':>11}{'C':>11}{'ratio':>7}  {'spread':13} goal")
 misses = []
-def row(label, ours_value, c_value, ratio, goal, at_least=True):
-    ok = ratio >= goal if at_least else ratio <= goal
-    if not ok: misses.append(label)
-    print(f"{label:36}{ours_value:11.1f}{c_value:11.1f}{ratio:8.2f}  {'>=' if at_least else '<='} {goal:.2f} {'ok' if ok else 'MISSED'}")
-for key in (k for k in c if k.startswith(("seal", "open"))):
-    size = int(key.split()[-1])
-    goal = 0.95 if size >= 1024 else 0.90 if size == 64 else None
-    if goal is None:
-        print(f"{key:36}{ours[key]:11.1f}{c[key]:11.1f}{ours[key] / c[key]:8.2f}  (MB/s)")
-    else:
-        row(key, ours[key], c[key], ours[key] / c[key], goal)
+def row(label, runs, ratio_of, goal=None, at_least=True):
+    ratios = sorted(ratio_of(ours, c) for ours, c in runs)
+    ratio = statistics.median(ratios)
+    ours = statistics.median(r[0] for r in runs)
+    c = statistics.median(r[1] for r in runs)
+    verdict = ""
+    if goal is not None:
+        ok = ratio >= goal if at_least else ratio <= goal
+        if not ok: misses.append(label)
+        verdict = f"{'>=' if at_least else '<='} {goal:.2f} {'ok' if ok else 'MISSED'}"
+    spread = f"[{ratios[0]:.2f}-{ratios[-1]:.2f}]"
+    print(f"{label:36}{ours:11.1f}{c:11.1f}{ratio:7.2f}  {spread:13} {verdict}", flush=True)
+
+speed = lambda ours, c: ours / c  # rates: ours over C's
+time = lambda ours, c: c / ours   # ours' time for one operation over C's
 for backend in ("openssl", "gcrypt"):
-    # Time ratios: ours over C's time for one operation, so C's rate over ours.
-    dh = f"x25519-dh {backend}"
-    row(f"{dh} time, ours/C", ours[dh], c[dh], c[dh] / ours[dh], 1.05, at_least=False)
-    keygen = f"x25519-keygen {backend}"
-    print(f"{keygen + ' time, ours/C':36}{ours[keygen]:11.1f}{c[keygen]:11.1f}{c[keygen] / ours[keygen]:8.2f}  (ops/s)")
     for cipher in ("chachapoly", "aesgcm"):
-        ik = f"ik-handshake {backend} {cipher}"
-        row(f"IK {backend} {cipher} / C floor, time", ours[ik], c[f"ik-floor {backend}"], c[f"ik-floor {backend}"] / ours[ik], 1.10, at_least=False)
-ik = ours["ik-handshake openssl chachapoly"]
+        for size in sizes:
+            goal = 0.95 if int(size) >= 1024 else 0.90 if size == "64" else None
+            for op in ("seal", "open"):
+                key = f"{op} {backend} {cipher} {size}"
+                row(key + " MB/s", paired(key, key, size), speed, goal)
+for backend in ("openssl", "gcrypt"):
+    row(f"x25519-dh {backend}, time ours/C", paired(f"x25519-dh {backend}", f"x25519-dh {backend}"), time, 1.05, at_least=False)
+    row(f"x25519-keygen {backend}, time ours/C", paired(f"x25519-keygen {backend}", f"x25519-keygen {backend}"), time)
+    for cipher in ("chachapoly", "aesgcm"):
+        row(f"IK {backend} {cipher} / C floor, time", paired(f"ik-handshake {backend} {cipher}", f"ik-floor {backend}"), time,
+            1.10, at_least=False)
 for tls, goal in (("tls13-mutual", 2.5), ("tls13-handshake", 2.0)):
-    row(f"IK openssl vs {tls}, × faster", ik, c[f"{tls} openssl"], ik / c[f"{tls} openssl"], goal)
+    row(f"IK openssl vs {tls}, × faster", paired("ik-handshake openssl chachapoly", f"{tls} openssl"), speed, goal)
+
+full = {r["key"]: r["value"] for r in json.load(open(".build/bench.json"))["results"]}
+print(f"\npeer-to-peer connect over loopback, {int(full['connect trials'])} calls (the full run)")
 for percentile, goal in (("p50", 1.0), ("p99", 2.0)):
-    value = ours[f"connect direct {percentile}"]
+    value = full[f"connect direct {percentile}"]
     ok = value <= goal
     if not ok: misses.append(f"connect direct {percentile}")
-    print(f"{'connect direct ' + percentile + ', ms':36}{value:11.2f}{'':11}{'':8}  <= {goal:.1f} ms {'ok' if ok else 'MISSED'}")
-print(f"{'connect relayed p50/p99, ms':36}{ours['connect relayed p50']:11.2f}{ours['connect relayed p99']:11.2f}")
+    print(f"{'connect direct ' + percentile + ', ms':36}{value:11.2f}  <= {goal:.1f} ms {'ok' if ok else 'MISSED'}")
+print(f"{'connect relayed p50/p99, ms':36}{full['connect relayed p50']:11.2f}{full['connect relayed p99']:11.2f}")
 print(f"\ngoals missed: {', '.join(misses) if misses else 'none'}")
-print("securechat bench, round 1: " + best["recommendation"])
+print("securechat bench (the full run): " + json.load(open(".build/bench.json"))["recommendation"])
 PY
 python3 scripts/bench-chart.py .build/bench.json docs/bench-chart.svg
 echo "chart for the README: docs/bench-chart.svg" >&2

@@ -5,6 +5,7 @@
 // `securechat bench` (the median of three slices per case).
 //
 // Usage: crypto_baseline SECONDS SIZE...           one line per case: KEY VALUE
+//        crypto_baseline --only KEY SECONDS SIZE... times only case KEY (paired runs, bench-crypto.sh)
 //        crypto_baseline --count N KEY SIZE...     runs only case KEY, N times (for callgrind)
 //        crypto_baseline --allocations SIZE...     heap allocations per operation: allocations KEY N
 // Keys, the same as `securechat bench --json` where both have them:
@@ -83,6 +84,7 @@ static void report(step_fn step, void *state, double scale, const char *format, 
     va_end(arguments);
     switch (mode) {
     case TIME:
+        if (only && strcmp(key, only) != 0) return;
         printf("%s %.1f\n", key, rate(step, state, seconds) * scale);
         break;
     case COUNT:
@@ -429,12 +431,16 @@ int main(int argc, char **argv) {
         count = atol(argv[2]);
         only = argv[3];
         first = 4;
+    } else if (argc >= 5 && strcmp(argv[1], "--only") == 0) {
+        only = argv[2];
+        seconds = atof(argv[3]);
+        first = 4;
     } else if (argc >= 2 && strcmp(argv[1], "--allocations") == 0) {
         mode = ALLOCATIONS;
     } else if (argc >= 3) {
         seconds = atof(argv[1]);
     } else {
-        fprintf(stderr, "usage: crypto_baseline SECONDS SIZE... | --count N KEY SIZE... | --allocations SIZE...\n");
+        fprintf(stderr, "usage: crypto_baseline SECONDS SIZE... | --only KEY SECONDS SIZE... | --count N KEY SIZE... | --allocations SIZE...\n");
         return 2;
     }
     CHECK(gcry_check_version(NULL));

@@ -21,6 +21,7 @@ struct BenchCommand: Command {
             EXAMPLES:
               securechat bench
               securechat bench --backend openssl --cipher chachapoly --sizes 1024 --json
+              securechat bench --sizes 64 --only "open gcrypt aesgcm 64" --seconds 0.1
             """,
         options: [
             .backends("measure"),
@@ -30,8 +31,8 @@ struct BenchCommand: Command {
             .value("seconds", "S", help: "Time for each figure, in seconds (default 0.4)."),
             .value("calls", "N", help: "Peer-to-peer calls to time (0: skip the connect latency; default 40)."),
             .flag("json", help: "Print the results as JSON instead of a table."),
-            .value("count", "N", help: "Run the figure named by --only exactly N times, untimed (for instruction counts under valgrind)."),
-            .value("only", "KEY", help: "With --count: the figure's key, as in --json (e.g. \"x25519-dh openssl\")."),
+            .value("only", "KEY", help: "Measure only this figure, named by its key as in --json (e.g. \"x25519-dh openssl\"); no connect latency."),
+            .value("count", "N", help: "With --only: run that figure exactly N times, untimed (for instruction counts under valgrind)."),
         ])
 
     let backend: BackendSelection
@@ -58,7 +59,7 @@ struct BenchCommand: Command {
         json = arguments.flag("json")
         count = try arguments.integer("count", in: 1...100_000_000)
         only = arguments.value("only")
-        guard (count == nil) == (only == nil) else { throw CLIError("--count and --only go together, e.g. --count 1000 --only \"x25519-dh openssl\"") }
+        guard count == nil || only != nil else { throw CLIError("--count needs --only, e.g. --count 1000 --only \"x25519-dh openssl\"") }
     }
 
     func run() async throws {
@@ -71,23 +72,28 @@ struct BenchCommand: Command {
             case .gcrypt: figures += CryptoBench<GcryptBackend>.figures(plan)
             }
         }
-        if let count, let only {
+        var connectCalls = calls
+        if let only {
             guard let figure = figures.first(where: { $0.key == only }) else {
                 throw CLIError("no figure \"\(only)\"; the keys are: \(figures.map(\.key).joined(separator: ", "))")
             }
-            try figure.run(times: count)
-            return Output.line("\(only) ran \(count) times")
+            if let count {
+                try figure.run(times: count)
+                return Output.line("\(only) ran \(count) times")
+            }
+            figures = [figure]
+            connectCalls = 0
         }
-        let progress = Progress(total: figures.count + (calls > 0 ? 1 : 0))
+        let progress = Progress(total: figures.count + (connectCalls > 0 ? 1 : 0))
         var results = [BenchResult]()
         do {
             for figure in figures {
                 progress.step(figure.key)
                 results.append(try figure.measure())
             }
-            if calls > 0 {
+            if connectCalls > 0 {
                 progress.step("peer-to-peer connect latency")
-                results += try await measureConnectLatency(BackendName.openssl.implementation, calls: calls)
+                results += try await measureConnectLatency(BackendName.openssl.implementation, calls: connectCalls)
             }
         } catch {
             progress.finish()

@@ -49,9 +49,20 @@ class Bench(unittest.TestCase):
         self.assertNotIn("connect", run.stdout)
         self.assertIn("fastest here: gcrypt with aesgcm", run.stdout)
 
+    def test_only_measures_one_figure(self):
+        # What scripts/bench-crypto.sh pairs with the C baseline's run of the same figure.
+        run = bench("--sizes", "64", "--only", "open gcrypt aesgcm 64", "--json")
+        self.assertEqual(run.returncode, 0, run.stderr)
+        results = json.loads(run.stdout)["results"]
+        self.assertEqual([r["key"] for r in results], ["open gcrypt aesgcm 64"])
+        self.assertGreater(results[0]["value"], 0)
+        counted = bench("--only", "x25519-dh openssl", "--count", "3")
+        self.assertEqual((counted.returncode, counted.stdout), (0, "x25519-dh openssl ran 3 times\n"), counted.stderr)
+
     def test_bad_flags_are_refused_clearly(self):
         for flags, message in ((["--sizes", "0,64"], "--sizes"), (["--sizes", "65520"], "--sizes"),
-                               (["--seconds", "-1"], "--seconds"), (["--cipher", "rot13"], "cipher")):
+                               (["--seconds", "-1"], "--seconds"), (["--cipher", "rot13"], "cipher"),
+                               (["--count", "5"], "--count needs --only"), (["--only", "rot13 64"], 'no figure "rot13 64"')):
             run = bench(*flags)
             self.assertNotEqual(run.returncode, 0, flags)
             self.assertIn(message, run.stderr, flags)
