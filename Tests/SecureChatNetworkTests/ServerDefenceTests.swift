@@ -233,10 +233,13 @@ struct HostLimitTests {
         let server = try await TestServer.start { $0.maximumUnsignedPerHost = 3 }
         defer { Task { await server.stop() } }
         var held = [NIOAsyncChannel<ByteBuffer, ByteBuffer>]()
-        for _ in 0..<3 {
+        for count in 1...3 {
             held.append(try await ClientBootstrap(group: testGroup).connect(host: "127.0.0.1", port: server.address.port) { channel in
                 channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
             })
+            // Accepted connections are set up on several event loops, in no set order: wait for
+            // each to be counted, so that the fourth, not one of these, is the one past the cap.
+            #expect(await eventually { server.server.openConnections == count })
         }
         #expect(try await sendRawAndAwaitClose([], to: server.address, seconds: 5) == [], "the fourth from this host is closed at once")
         let elsewhere = try await server.connect(from: "127.0.0.2") { try await $0.signUp("ali", "sesame") }
