@@ -53,27 +53,31 @@ struct RemoteSession: SessionHandle {
 /// others' (kept current by their notices), so a lookup never waits for the database.
 @usableFromInline
 final class OnlineDirectory: Sendable {
-    @usableFromInline struct Entry: Sendable {
+    /// A class: a lookup reads one entry under the lock, and a struct of this many strings and
+    /// arrays would be copied, field by field, to be read.
+    @usableFromInline final class Entry: Sendable {
         /// The sign-in as every node knows it: which one (its stamp), where, with which key.
         let session: SessionRecord
         /// The identity key as replies carry it, encoded once at sign-in rather than per lookup.
         let encodedIdentityKey: String
         /// Where to reach the peer, best first (§9.2), computed once at sign-in.
         let candidates: [Endpoint]
-        /// The observed IP as LOOKUPREPLY's `address` carries it, formatted once at sign-in.
-        private let address: String
+        /// The LOOKUPREPLY for this user, encoded once at sign-in: its address is the observed one,
+        /// as §4 records it.
+        @usableFromInline let lookupReply: ControlMessage.EncodedLookupReply
         let handle: any SessionHandle
 
         init(_ session: SessionRecord, handle: any SessionHandle) {
             self.session = session
             encodedIdentityKey = Base64.encode(session.identityKey.bytes)
             candidates = Endpoint.candidates(observed: session.observed, port: session.port, advertised: session.advertised)
-            address = session.observed.address.description
+            lookupReply = .init(.init(found: .init(answer: session.user, address: session.observed.address.description,
+                                                   encryptionKey: encodedIdentityKey, port: session.port, candidates: candidates)))
             self.handle = handle
         }
 
         /// A session of another node, as its notice describes it.
-        init(_ session: SessionRecord, nodes: any ServerNodes) {
+        convenience init(_ session: SessionRecord, nodes: any ServerNodes) {
             self.init(session, handle: RemoteSession(nodes: nodes, user: session.user, node: session.stamp.node,
                                                      connection: session.connection))
         }
@@ -90,12 +94,6 @@ final class OnlineDirectory: Sendable {
             guard !session.advertised.isEmpty else { return nil }
             return .init(observed: session.observed,
                          behindRouter: !session.advertised.contains { $0.address == session.observed.address })
-        }
-
-        /// LOOKUPREPLY for `user`, whose entry this is: the observed address, as §4 records it.
-        @usableFromInline func lookupReply(for user: UserID) -> ControlMessage.LookupReply.Found {
-            .init(answer: user, address: address, encryptionKey: encodedIdentityKey, port: session.port,
-                  candidates: candidates)
         }
     }
 
@@ -143,10 +141,9 @@ final class OnlineDirectory: Sendable {
 
     @usableFromInline func lookup(_ user: UserID) -> Entry? { entries.withLock { $0[user] } }
 
-    /// LOOKUPREPLY for `user`, built under the lock: a lookup copies only the reply's fields,
-    /// not the whole entry.
-    @usableFromInline func lookupReply(for user: UserID) -> ControlMessage.LookupReply.Found? {
-        entries.withLock { $0[user]?.lookupReply(for: user) }
+    /// What a lookup of `user` is answered: the reply made at sign-in, or NOTFOUND.
+    @usableFromInline func lookupReply(for user: UserID) -> ControlMessage.EncodedLookupReply {
+        entries.withLock { $0[user]?.lookupReply } ?? .notFound
     }
 
     @usableFromInline var users: [UserID] { entries.withLock { $0.keys.sorted() } }

@@ -171,7 +171,7 @@ final class ServerConnection<Backend: CryptoBackend> {
             case let .changePasscode(user, digest, newDigest):
                 changePasscode(user, digest: digest, newDigest: newDigest)
             case let .lookup(user):
-                perform(session.lookupAnswered(.init(found: shared.directory.lookupReply(for: user))))
+                perform(session.lookupAnswered(shared.directory.lookupReply(for: user)))
             case .list:
                 perform(session.listAnswered(shared.directory.users))
             case let .call(caller, callee):

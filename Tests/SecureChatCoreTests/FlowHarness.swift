@@ -62,7 +62,7 @@ final class Rendezvous<Backend: CryptoBackend> {
                 if matches { accounts[user]?.passcode = newPasscode }
                 run(connection, sessions[connection]!.passwordAnswered(matches ? .granted(previousKey: nil) : .wrongPasscode))
             case let .lookup(user):
-                run(connection, sessions[connection]!.lookupAnswered(.init(found: found(user))))
+                run(connection, sessions[connection]!.lookupAnswered(.init(.init(found: found(user)))))
             case .list:
                 run(connection, sessions[connection]!.listAnswered(online.keys.sorted()))
             case let .call(caller, callee):

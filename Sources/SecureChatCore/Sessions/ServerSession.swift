@@ -334,8 +334,8 @@ public struct ServerSession<Backend: CryptoBackend> {
         }
     }
 
-    public mutating func lookupAnswered(_ reply: ControlMessage.LookupReply) -> [Action] {
-        answer { awaiting, _ in awaiting == .lookup ? [.lookupReply(reply)] : nil }
+    public mutating func lookupAnswered(_ reply: ControlMessage.EncodedLookupReply) -> [Action] {
+        answer(encoded: { awaiting, _ in awaiting == .lookup ? [reply.plaintext] : nil })
     }
 
     /// The users signed in now, sent as LISTREPLY pages each within the 4096-byte limit.
@@ -350,10 +350,15 @@ public struct ServerSession<Backend: CryptoBackend> {
     /// Sends the replies to the request in flight (nil: the answer does not match it, ignored),
     /// then goes on with requests that waited behind it.
     private mutating func answer(_ reply: (Awaiting, inout Ready) -> [ControlMessage]?) -> [Action] {
-        guard case var .ready(ready) = state, let awaiting = ready.awaiting, let messages = reply(awaiting, &ready) else { return [] }
+        answer(encoded: { awaiting, ready in reply(awaiting, &ready)?.map { $0.encoded() } })
+    }
+
+    /// `answer` with the replies already encoded (a lookup's, made once by the directory).
+    private mutating func answer(encoded reply: (Awaiting, inout Ready) -> [[UInt8]]?) -> [Action] {
+        guard case var .ready(ready) = state, let awaiting = ready.awaiting, let plaintexts = reply(awaiting, &ready) else { return [] }
         ready.awaiting = nil
         var actions = [Action]()
-        for message in messages { actions += send(message, &ready) }
+        for plaintext in plaintexts { actions += send(encoded: plaintext, &ready) }
         actions += processQueue(&ready)
         return commit(ready, actions)
     }
@@ -563,7 +568,11 @@ public struct ServerSession<Backend: CryptoBackend> {
     }
 
     private func send(_ message: ControlMessage, _ ready: inout Ready) -> [Action] {
-        guard let frame = try? ready.channel.seal(message.encoded()) else { return [] }
+        send(encoded: message.encoded(), &ready)
+    }
+
+    private func send(encoded plaintext: [UInt8], _ ready: inout Ready) -> [Action] {
+        guard let frame = try? ready.channel.seal(plaintext) else { return [] }
         return [.send(frame)]
     }
 

@@ -284,6 +284,7 @@ private struct JSONParser {
     mutating func parseObject(depth: Int) throws -> JSONValue {
         index += 1
         var members = [(key: String, value: JSONValue)]()
+        members.reserveCapacity(8)  // room for any control message's members: one allocation, not three
         skipWhitespace()
         if index < bytes.count, bytes[index] == UInt8(ascii: "}") { index += 1; return .object(members) }
         while true {

@@ -123,6 +123,15 @@ public enum ControlMessage: Equatable, Sendable {
         public static let notFound = LookupReply(found: nil)
     }
 
+    /// A LOOKUPREPLY encoded once and sent as often as it is asked for: every lookup of a user
+    /// gets the same reply until the user signs in again, so the server's directory keeps one per
+    /// signed-in user, made at sign-in, and a lookup costs no encoding.
+    public struct EncodedLookupReply: Sendable {
+        public let plaintext: [UInt8]
+        public init(_ reply: LookupReply) { plaintext = ControlMessage.lookupReply(reply).encoded() }
+        public static let notFound = EncodedLookupReply(.notFound)
+    }
+
     public struct SignUpRequest: Equatable, Sendable {
         public var userID: UserID
         public var passcode: String
