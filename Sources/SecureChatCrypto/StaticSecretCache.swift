@@ -2,14 +2,29 @@
 /// Noise IK the `ss` token's DH is the same for every handshake between the same two static
 /// keys (wireguard-go computes it once per peer, `precomputedStaticStatic`). Holding it is no
 /// more exposure than holding the static private key it comes from, which is in memory anyway.
+/// The remote key is kept beside it in the backend's form, so that the handshake's other DH with
+/// it (`es` or `se`) does not import it again (an import costs OpenSSL 14 allocations).
 ///
 /// Bounded: two generations of at most `capacity / 2` each. Inserting into a full current one
 /// makes it the old one and drops (wipes) the older: recently used secrets stay, a flood of new
 /// remote keys cannot grow it, and no operation scans it.
 public final class StaticSecretCache: Sendable {
+    /// What is kept per remote static key.
+    public struct Kept: Sendable {
+        /// DH(local static, remote static).
+        public let secret: SecretBytes
+        /// The remote static key as the backend that computed `secret` imported it.
+        public let peerKey: any AnyObject & Sendable
+
+        public init(secret: SecretBytes, peerKey: any AnyObject & Sendable) {
+            self.secret = secret
+            self.peerKey = peerKey
+        }
+    }
+
     private struct Generations {
-        var current: [X25519PublicKey: SecretBytes] = [:]
-        var previous: [X25519PublicKey: SecretBytes] = [:]
+        var current: [X25519PublicKey: Kept] = [:]
+        var previous: [X25519PublicKey: Kept] = [:]
     }
 
     public let capacity: Int
@@ -22,28 +37,28 @@ public final class StaticSecretCache: Sendable {
     /// How many secrets are kept now.
     public var count: Int { generations.withLock { $0.current.count + $0.previous.count } }
 
-    /// The kept secret for `remote`, or `compute()`'s, kept from now on. A failed computation
+    /// What is kept for `remote`, or `compute()`'s, kept from now on. A failed computation
     /// (a low-order key) is not kept.
-    public func secret(for remote: X25519PublicKey, compute: () throws -> SecretBytes) throws -> SecretBytes {
+    public func kept(for remote: X25519PublicKey, compute: () throws -> Kept) throws -> Kept {
         if let kept = lookUp(remote) { return kept }
-        let secret = try compute()
-        insert(secret, for: remote)
-        return secret
+        let kept = try compute()
+        insert(kept, for: remote)
+        return kept
     }
 
-    private func lookUp(_ remote: X25519PublicKey) -> SecretBytes? {
+    private func lookUp(_ remote: X25519PublicKey) -> Kept? {
         generations.withLock { generations in
-            if let secret = generations.current[remote] { return secret }
-            guard let secret = generations.previous.removeValue(forKey: remote) else { return nil }
-            generations.current[remote] = secret  // used again: back into the current generation
+            if let kept = generations.current[remote] { return kept }
+            guard let kept = generations.previous.removeValue(forKey: remote) else { return nil }
+            generations.current[remote] = kept  // used again: back into the current generation
             rotateIfFull(&generations)
-            return secret
+            return kept
         }
     }
 
-    private func insert(_ secret: SecretBytes, for remote: X25519PublicKey) {
+    private func insert(_ kept: Kept, for remote: X25519PublicKey) {
         generations.withLock { generations in
-            generations.current[remote] = secret
+            generations.current[remote] = kept
             rotateIfFull(&generations)
         }
     }

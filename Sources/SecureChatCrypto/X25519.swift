@@ -96,11 +96,27 @@ extension CryptoBackend {
         return shared
     }
 
-    /// DH of two static keys (Noise's `ss`): the same for every handshake between them, so taken
-    /// from the local pair's cache when it keeps one, as WireGuard's `precomputedStaticStatic`.
-    public static func staticStaticSecret(_ local: X25519KeyPair, _ remote: X25519PublicKey) throws -> SecretBytes {
-        guard let cache = local.staticSecrets else { return try x25519SharedSecret(local, remote) }
-        return try cache.secret(for: remote) { try x25519SharedSecret(local, remote) }
+    /// The remote static key in this backend's form, with DH(local static, it) (Noise's `ss`)
+    /// when the local pair keeps static secrets: that DH is the same for every handshake between
+    /// the two keys, so it is taken from the pair's cache, as WireGuard's
+    /// `precomputedStaticStatic`, and the key with it. Without a cache the key is imported and
+    /// `ss`, if the pattern has it, is the caller's to compute.
+    public static func staticPeer(_ local: X25519KeyPair?,
+                                  _ remote: X25519PublicKey) throws -> (key: PeerKey, staticStatic: SecretBytes?) {
+        guard let local, let cache = local.staticSecrets else { return (try peerKey(remote), nil) }
+        func compute() throws -> (PeerKey, SecretBytes) {
+            let key = try peerKey(remote)
+            let secret = SecretBytes(count: X25519PublicKey.byteCount)
+            try secret.withUnsafeMutableBytes { (out) in try x25519SharedSecret(local, peer: key, into: out) }
+            return (key, secret)
+        }
+        let kept = try cache.kept(for: remote) {
+            let (key, secret) = try compute()
+            return StaticSecretCache.Kept(secret: secret, peerKey: key)
+        }
+        if let key = kept.peerKey as? PeerKey { return (key, kept.secret) }
+        let (key, secret) = try compute()  // kept by another backend (a pair used with both): this one's own
+        return (key, secret)
     }
 
     /// Diffie-Hellman into a caller-owned 32-byte buffer; refuses an all-zero result.

@@ -63,7 +63,7 @@ struct RekeyTests {
 }
 
 private func runRekey<B: CryptoBackend>(_: B.Type, _ cipher: CipherKind) throws {
-    let (initiator, responder) = try transportPair(B.self, cipher)
+    var (initiator, responder) = try transportPair(B.self, cipher)
     var sender = try initiator.split(rekeyInterval: 10)
     var rekeying = try responder.split(rekeyInterval: 10)
     var plain = try responder.split(rekeyInterval: nil)

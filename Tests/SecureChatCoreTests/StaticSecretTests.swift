@@ -35,17 +35,34 @@ struct StaticSecretTests {
         }
     }
 
+    @Test("the remote static key is kept with the secret: the next handshake with it imports nothing", arguments: BackendName.allCases)
+    func keyKept(backend: BackendName) throws {
+        try keyKept(backend.implementation)
+    }
+
+    private func keyKept<B: CryptoBackend>(_: B.Type) throws {
+        let local = try B.generateX25519KeyPair().keepingStaticSecrets(capacity: 8), remote = try B.generateX25519KeyPair()
+        let first = try B.staticPeer(local, remote.publicKey), again = try B.staticPeer(local, remote.publicKey)
+        #expect(first.key === again.key)
+        let expected = try B.x25519SharedSecret(remote, local.publicKey)
+        for secret in [first.staticStatic, again.staticStatic] {
+            #expect(secret.map { $0.withUnsafeBytes(Array.init) } == expected.withUnsafeBytes(Array.init))
+        }
+        #expect(try B.staticPeer(remote, local.publicKey).staticStatic == nil, "no cache: the caller computes ss")
+    }
+
     @Test("bounded: a flood of new remote keys cannot grow it; recent ones stay; a failed DH is not kept")
     func bounded() throws {
         let cache = StaticSecretCache(capacity: 8)
         let keys = try (0..<40).map { try OpenSSLKeys.key($0) }
         var computed = 0
+        let made = { computed += 1; return StaticSecretCache.Kept(secret: SecretBytes([1]), peerKey: StandInKey()) }
         for key in keys {
-            _ = try cache.secret(for: key) { computed += 1; return SecretBytes([1]) }
+            _ = try cache.kept(for: key, compute: made)
             #expect(cache.count <= 8)
         }
         #expect(computed == 40)
-        _ = try cache.secret(for: keys[39]) { computed += 1; return SecretBytes([1]) }
+        _ = try cache.kept(for: keys[39], compute: made)
         #expect(computed == 40, "the most recent key is still kept")
         let lowOrder = try X25519PublicKey(bytes: [UInt8](repeating: 0, count: 32))
         let pair = try BackendName.openssl.implementation.generateX25519KeyPair().keepingStaticSecrets(capacity: 8)
@@ -64,7 +81,10 @@ private enum OpenSSLKeys {
         _ = try stat(BackendName.openssl.implementation, pair, remote)
     }
 
-    private static func stat<B: CryptoBackend>(_: B.Type, _ pair: X25519KeyPair, _ remote: X25519PublicKey) throws -> SecretBytes {
-        try B.staticStaticSecret(pair, remote)
+    private static func stat<B: CryptoBackend>(_: B.Type, _ pair: X25519KeyPair, _ remote: X25519PublicKey) throws -> SecretBytes? {
+        try B.staticPeer(pair, remote).staticStatic
     }
 }
+
+/// A peer key for the cache test, which never uses it.
+private final class StandInKey: Sendable {}

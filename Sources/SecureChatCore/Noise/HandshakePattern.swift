@@ -97,7 +97,8 @@ public struct NoiseProtocol: Sendable, Equatable {
     public let pattern: HandshakePattern
     public let cipher: CipherKind
 
-    public var name: String { "Noise_\(pattern.name)_25519_\(cipher.rawValue)_SHA256" }
+    /// Kept as parsed: every handshake hashes it, and building it again costs three allocations.
+    public let name: String
 
     public static func == (lhs: NoiseProtocol, rhs: NoiseProtocol) -> Bool { lhs.name == rhs.name }
 
@@ -116,5 +117,6 @@ public struct NoiseProtocol: Sendable, Equatable {
         guard let pattern = HandshakePattern.named(parts[1]) else { throw NoiseError.unsupportedProtocol("pattern \(parts[1])") }
         self.pattern = pattern
         self.cipher = cipher
+        self.name = name  // its five parts are exactly the ones checked above
     }
 }

@@ -14,6 +14,9 @@ public struct HandshakeState<Backend: CryptoBackend> {
     public private(set) var remoteStatic: X25519PublicKey?
     /// The other side's ephemeral key, imported once into the backend's form: two DH use it.
     private var remoteEphemeral: Backend.PeerKey?
+    /// The remote static key in the backend's form, imported (or taken from the local pair's
+    /// cache, with the `ss` secret) once per handshake for all its DH.
+    private var remoteStaticPeer: (key: Backend.PeerKey, staticStatic: SecretBytes?)?
     private var messageIndex = 0
     private var failed = false
 
@@ -131,7 +134,7 @@ public struct HandshakeState<Backend: CryptoBackend> {
 
     /// Split() once the handshake is complete. `rekeyInterval` is securechat's rule (10);
     /// nil gives plain Noise, as the test vectors expect.
-    public func split(rekeyInterval: UInt64?) throws -> NoiseTransport<Backend> {
+    public mutating func split(rekeyInterval: UInt64?) throws -> NoiseTransport<Backend> {
         try checkUsable()
         guard isComplete else { throw NoiseError.handshakeNotComplete }
         let (initiatorToResponder, responderToInitiator) = try symmetric.split()
@@ -152,10 +155,14 @@ public struct HandshakeState<Backend: CryptoBackend> {
         let initiator = role == .initiator
         let local: X25519KeyPair?, remote: Backend.PeerKey?
         switch token {
-        case .ss: return try mixStaticStatic()
+        case .ss:
+            let peer = try staticPeer()
+            // Kept by the local pair: the same for every handshake between the two static keys.
+            if let secret = peer?.staticStatic { return try secret.withUnsafeBytes { (bytes) in try symmetric.mixKey(bytes) } }
+            (local, remote) = (localStatic, peer?.key)
         case .ee: (local, remote) = (localEphemeral, remoteEphemeral)
-        case .es: (local, remote) = initiator ? (localEphemeral, try remoteStaticKey()) : (localStatic, remoteEphemeral)
-        case .se: (local, remote) = initiator ? (localStatic, remoteEphemeral) : (localEphemeral, try remoteStaticKey())
+        case .es: (local, remote) = initiator ? (localEphemeral, try staticPeer()?.key) : (localStatic, remoteEphemeral)
+        case .se: (local, remote) = initiator ? (localStatic, remoteEphemeral) : (localEphemeral, try staticPeer()?.key)
         case .e, .s: preconditionFailure("not a DH token")
         }
         guard let local else { throw NoiseError.missingKey("local key for \(token)") }
@@ -166,17 +173,13 @@ public struct HandshakeState<Backend: CryptoBackend> {
         }
     }
 
-    /// `ss`: the same for every handshake between two static keys, so kept by the local pair.
-    private mutating func mixStaticStatic() throws {
-        guard let localStatic else { throw NoiseError.missingKey("local key for ss") }
-        guard let remoteStatic else { throw NoiseError.missingKey("remote key for ss") }
-        let shared = try mapCrypto { try Backend.staticStaticSecret(localStatic, remoteStatic) }
-        try shared.withUnsafeBytes { (bytes) in try symmetric.mixKey(bytes) }
-    }
-
-    /// The remote static key in the backend's form, for its one DH (`es` or `se`).
-    private func remoteStaticKey() throws -> Backend.PeerKey? {
-        try remoteStatic.map { (key) in try mapCrypto { try Backend.peerKey(key) } }
+    /// The remote static key in the backend's form (nil while it is not known), made on first use.
+    private mutating func staticPeer() throws -> (key: Backend.PeerKey, staticStatic: SecretBytes?)? {
+        if let remoteStaticPeer { return remoteStaticPeer }
+        guard let remoteStatic else { return nil }
+        let peer = try mapCrypto { try Backend.staticPeer(localStatic, remoteStatic) }
+        remoteStaticPeer = peer
+        return peer
     }
 
     private func append(_ bytes: [UInt8], to output: UnsafeMutableRawBufferPointer, at offset: Int) throws -> Int {

@@ -73,9 +73,12 @@ struct SymmetricState<Backend: CryptoBackend> {
         return count
     }
 
-    /// Split(): the two transport CipherStates, initiator→responder first.
-    func split() throws -> (CipherState<Backend.AEAD>, CipherState<Backend.AEAD>) {
-        var initiatorToResponder = CipherState<Backend.AEAD>(kind: cipherState.kind)
+    /// Split(): the two transport CipherStates, initiator→responder first. The handshake's own
+    /// cipher, which encrypts nothing after this, is re-keyed as the first: one cipher context
+    /// fewer to make (three allocations with OpenSSL). Split again, it makes both afresh.
+    mutating func split() throws -> (CipherState<Backend.AEAD>, CipherState<Backend.AEAD>) {
+        var initiatorToResponder = cipherState
+        cipherState = CipherState<Backend.AEAD>(kind: cipherState.kind)
         var responderToInitiator = CipherState<Backend.AEAD>(kind: cipherState.kind)
         try withSecretScratch(byteCount: 2 * DigestSize.sha256) { (output) in
             let (first, second) = try deriveTwo(UnsafeRawBufferPointer(start: nil, count: 0), into: output)
