@@ -30,6 +30,26 @@ private func runBadFrames<B: CryptoBackend>(_: B.Type) throws {
             #expect(receiver.receive(try sender.seal([1])) == [.fail(.decryption)], "failed stays failed")
             #expect(throws: SecureChannelError.decryption) { _ = try receiver.seal([1]) }
         }
+        // The same through the chat record path (openMessage, sealFrame, in caller buffers).
+        do {
+            var (sender, receiver) = try establishedChannels(B.self, cipher)
+            var message = try sender.seal(Array("hello".utf8)).dropFirst(Framing.headerSize).map { $0 }
+            message[0] ^= 1
+            var output = [UInt8](repeating: 0, count: 64)
+            func open(_ bytes: [UInt8]) throws -> Int {
+                try bytes.withUnsafeBytes { (input) in
+                    try output.withUnsafeMutableBytes { (out) in try receiver.openMessage(input, into: out) }
+                }
+            }
+            #expect(throws: SecureChannelError.decryption) { _ = try open(message) }
+            let good = try sender.seal([1]).dropFirst(Framing.headerSize).map { $0 }
+            #expect(throws: SecureChannelError.decryption, "failed stays failed") { _ = try open(good) }
+            #expect(throws: SecureChannelError.decryption) {
+                _ = try [UInt8]([1]).withUnsafeBytes { (input) in
+                    try output.withUnsafeMutableBytes { (out) in try receiver.sealFrame(input, into: out) }
+                }
+            }
+        }
         // Replay and reordering.
         do {
             var (sender, receiver) = try establishedChannels(B.self, cipher)

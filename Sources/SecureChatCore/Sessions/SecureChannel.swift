@@ -96,18 +96,22 @@ public struct SecureChannel<Backend: CryptoBackend> {
     private struct AwaitingMessage1 { var handshake: HandshakeState<Backend> }
     private struct AwaitingDecision { var handshake: HandshakeState<Backend> }
     private struct AwaitingMessage2 { var handshake: HandshakeState<Backend> }
-    private struct Established { var transport: NoiseTransport<Backend> }
 
     private enum State {
         case awaitingHello(AwaitingHello)
         case awaitingMessage1(AwaitingMessage1)
         case awaitingDecision(AwaitingDecision)
         case awaitingMessage2(AwaitingMessage2)
-        case established(Established)
+        /// The transport is `transport`.
+        case established
         case failed(SecureChannelError)
     }
 
     private var state: State
+    /// Set exactly while `state` is `.established`. Kept out of the enum so that each message is
+    /// sealed and opened in place: through the enum, every message copied the whole state out
+    /// and back (outlined copies and destroys of the enum, thousands of instructions a lookup).
+    private var transport: NoiseTransport<Backend>?
     private var decoder: FrameDecoder
 
     /// A responder that has not received a byte: no HELLO, not even part of one.
@@ -171,8 +175,8 @@ public struct SecureChannel<Backend: CryptoBackend> {
         guard case var .awaitingDecision(waiting) = state else { return fail(.unexpectedFrame("no handshake to answer")) }
         do {
             let message2 = try waiting.handshake.writeMessage(payload: payload)
-            let transport = try waiting.handshake.split(rekeyInterval: Self.rekeyInterval)
-            state = .established(Established(transport: transport))
+            transport = try waiting.handshake.split(rekeyInterval: Self.rekeyInterval)
+            state = .established
             return [.send(try Framing.frame(message2)), .established(payload: [])]
         } catch let error as NoiseError {
             return fail(.handshake(error))
@@ -192,15 +196,10 @@ public struct SecureChannel<Backend: CryptoBackend> {
     /// Seals one transport message into `output` as a whole frame (header + ciphertext) and
     /// returns its length. No heap allocation: the chat record path.
     public mutating func sealFrame(_ plaintext: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws -> Int {
-        guard case var .established(established) = state else {
-            if case let .failed(error) = state { throw error }
-            throw SecureChannelError.unexpectedFrame("the handshake is not complete")
-        }
-        state = .failed(.closed)  // keeps the transport uniquely referenced while it changes
-        defer { state = .established(established) }
+        try requireEstablished()
         guard output.count >= Framing.headerSize else { throw SecureChannelError.sealing(.messageTooLong) }
         do {
-            let count = try established.transport.seal(plaintext, into: UnsafeMutableRawBufferPointer(rebasing: output[Framing.headerSize...]))
+            let count = try transport!.seal(plaintext, into: UnsafeMutableRawBufferPointer(rebasing: output[Framing.headerSize...]))
             Framing.writeHeader(count: count, into: output)
             return Framing.headerSize + count
         } catch {
@@ -212,14 +211,23 @@ public struct SecureChannel<Backend: CryptoBackend> {
     /// returns the plaintext length. No heap allocation: the chat record path. A message that does
     /// not open fails the channel for good, as in `receive`.
     public mutating func openMessage(_ ciphertext: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws -> Int {
-        guard case var .established(established) = state else {
-            if case let .failed(error) = state { throw error }
+        try requireEstablished()
+        guard let count = try? transport!.open(ciphertext, into: output) else {
+            _ = fail(.decryption)  // stays failed
+            throw SecureChannelError.decryption
+        }
+        return count
+    }
+
+    /// Throws unless the handshake is complete and nothing has failed.
+    private func requireEstablished() throws {
+        if case .established = state { return }  // every message: no copy of the state to look at it
+        switch state {
+        case .established: return
+        case let .failed(error): throw error
+        case .awaitingHello, .awaitingMessage1, .awaitingDecision, .awaitingMessage2:
             throw SecureChannelError.unexpectedFrame("the handshake is not complete")
         }
-        state = .failed(.decryption)  // stays failed unless the message opens
-        guard let count = try? established.transport.open(ciphertext, into: output) else { throw SecureChannelError.decryption }
-        state = .established(established)
-        return count
     }
 
     /// One whole frame, held by the decoder at `range`: a transport message is opened from
@@ -243,8 +251,8 @@ public struct SecureChannel<Backend: CryptoBackend> {
             let frame = decoder.payload(range)
             do {
                 let payload = try waiting.handshake.readMessage(frame)
-                let transport = try waiting.handshake.split(rekeyInterval: Self.rekeyInterval)
-                state = .established(Established(transport: transport))
+                transport = try waiting.handshake.split(rekeyInterval: Self.rekeyInterval)
+                state = .established
                 return [.established(payload: payload)]
             } catch {
                 // A responder that refused says why in plaintext instead of message 2.
@@ -253,15 +261,13 @@ public struct SecureChannel<Backend: CryptoBackend> {
                 }
                 return fail(.handshake(error as? NoiseError ?? .decryptionFailed))
             }
-        case var .established(established):
-            state = .failed(.decryption)  // stays failed unless the message opens
+        case .established:
             let plaintext = decoder.withPayload(range) { (ciphertext) in
                 try? [UInt8](unsafeUninitializedCapacity: max(ciphertext.count - AEADSize.tag, 0)) { (out, count) in
-                    count = try established.transport.open(ciphertext, into: UnsafeMutableRawBufferPointer(out))
+                    count = try transport!.open(ciphertext, into: UnsafeMutableRawBufferPointer(out))
                 }
             }
-            guard let plaintext else { return [.fail(.decryption)] }
-            state = .established(established)
+            guard let plaintext else { return fail(.decryption) }  // stays failed
             return [.deliver(plaintext)]
         case let .failed(error):
             return [.fail(error)]
@@ -289,6 +295,7 @@ public struct SecureChannel<Backend: CryptoBackend> {
 
     private mutating func fail(_ error: SecureChannelError) -> [Action] {
         state = .failed(error)
+        transport = nil  // its keys are wiped as it goes
         return [.fail(error)]
     }
 
