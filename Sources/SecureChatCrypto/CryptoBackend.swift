@@ -29,7 +29,8 @@ public protocol CryptoBackend: Sendable {
 
     /// A peer's X25519 public key in the library's own form, imported once for every DH with it
     /// (OpenSSL: an `EVP_PKEY`, 10 allocations to make; libgcrypt: the 32 bytes). Noise uses a
-    /// remote ephemeral key twice per handshake. A class, like `PrivateKey`: the generic state
+    /// remote ephemeral key twice per handshake, and a remote static key is kept with its
+    /// static-static secret for every handshake with it. A class, like `PrivateKey`: the generic state
     /// machines that hold one then have a fixed layout (a value type of unknown size made their
     /// generic copy and assign code 0.4 MB larger).
     associatedtype PeerKey: AnyObject & Sendable

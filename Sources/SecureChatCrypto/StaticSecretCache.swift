@@ -3,7 +3,7 @@
 /// keys (wireguard-go computes it once per peer, `precomputedStaticStatic`). Holding it is no
 /// more exposure than holding the static private key it comes from, which is in memory anyway.
 /// The remote key is kept beside it in the backend's form, so that the handshake's other DH with
-/// it (`es` or `se`) does not import it again (an import costs OpenSSL 14 allocations).
+/// it (`es` or `se`) does not import it again (an import costs OpenSSL 10 allocations).
 ///
 /// Bounded: two generations of at most `capacity / 2` each. Inserting into a full current one
 /// makes it the old one and drops (wipes) the older: recently used secrets stay, a flood of new

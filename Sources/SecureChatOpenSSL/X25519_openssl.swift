@@ -3,7 +3,7 @@ import SecureChatCrypto
 import Synchronization
 
 /// One libcrypto key context kept for the next operation of its kind: making one costs libcrypto
-/// about seven allocations (a key-type name lookup, a method fetch, the context itself). It is
+/// about six allocations (a key-type name lookup, a method fetch, the context itself). It is
 /// taken out for one operation at a time, so no two threads ever share it; a thread that finds
 /// it taken makes its own, and of two put back one is freed, so one stays kept at most.
 struct KeptContext: ~Copyable, Sendable {
