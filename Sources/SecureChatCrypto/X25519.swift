@@ -91,38 +91,34 @@ extension CryptoBackend {
 
     /// Diffie-Hellman: the shared secret, refused when it is all zeros (a low-order public key).
     public static func x25519SharedSecret(_ keyPair: X25519KeyPair, _ publicKey: X25519PublicKey) throws -> SecretBytes {
+        try x25519SharedSecret(keyPair, peer: try peerKey(publicKey))
+    }
+
+    /// Diffie-Hellman with an imported peer key: the shared secret, refused when all zeros.
+    public static func x25519SharedSecret(_ keyPair: X25519KeyPair, peer: PeerKey) throws -> SecretBytes {
         let shared = SecretBytes(count: X25519PublicKey.byteCount)
-        try shared.withUnsafeMutableBytes { (out) in try x25519SharedSecret(keyPair, publicKey, into: out) }
+        try shared.withUnsafeMutableBytes { (out) in try x25519SharedSecret(keyPair, peer: peer, into: out) }
         return shared
     }
+
+    /// The remote static key in the backend's form and, when kept, DH(local static, it).
+    public typealias StaticPeer = (key: PeerKey, staticStatic: SecretBytes?)
 
     /// The remote static key in this backend's form, with DH(local static, it) (Noise's `ss`)
     /// when the local pair keeps static secrets: that DH is the same for every handshake between
     /// the two keys, so it is taken from the pair's cache, as WireGuard's
     /// `precomputedStaticStatic`, and the key with it. Without a cache the key is imported and
     /// `ss`, if the pattern has it, is the caller's to compute.
-    public static func staticPeer(_ local: X25519KeyPair?,
-                                  _ remote: X25519PublicKey) throws -> (key: PeerKey, staticStatic: SecretBytes?) {
+    public static func staticPeer(_ local: X25519KeyPair?, _ remote: X25519PublicKey) throws -> StaticPeer {
         guard let local, let cache = local.staticSecrets else { return (try peerKey(remote), nil) }
-        func compute() throws -> (PeerKey, SecretBytes) {
-            let key = try peerKey(remote)
-            let secret = SecretBytes(count: X25519PublicKey.byteCount)
-            try secret.withUnsafeMutableBytes { (out) in try x25519SharedSecret(local, peer: key, into: out) }
-            return (key, secret)
-        }
         let kept = try cache.kept(for: remote) {
-            let (key, secret) = try compute()
-            return StaticSecretCache.Kept(secret: secret, peerKey: key)
+            let imported = try peerKey(remote)
+            return StaticSecretCache.Kept(secret: try x25519SharedSecret(local, peer: imported), peerKey: imported)
         }
-        if let key = kept.peerKey as? PeerKey { return (key, kept.secret) }
-        let (key, secret) = try compute()  // kept by another backend (a pair used with both): this one's own
-        return (key, secret)
-    }
-
-    /// Diffie-Hellman into a caller-owned 32-byte buffer; refuses an all-zero result.
-    public static func x25519SharedSecret(_ keyPair: X25519KeyPair, _ publicKey: X25519PublicKey,
-                                          into output: UnsafeMutableRawBufferPointer) throws {
-        try x25519SharedSecret(keyPair, peer: try peerKey(publicKey), into: output)
+        if let keptKey = kept.peerKey as? PeerKey { return (keptKey, kept.secret) }
+        // Kept by another backend (a pair used with both): this one's own, not kept.
+        let imported = try peerKey(remote)
+        return (imported, try x25519SharedSecret(local, peer: imported))
     }
 
     /// The peer's public key in this backend's form, for several DH with it.

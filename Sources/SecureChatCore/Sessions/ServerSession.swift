@@ -500,7 +500,9 @@ public struct ServerSession<Backend: CryptoBackend> {
             return [.changePasscode(userID: user, passcode: request.passcode, newPasscode: request.newPasscode)]
         case let .lookupRequest(request):
             // Not signed in, or asking as someone else: NOTFOUND, as the seed says.
-            guard let user = ready.signedIn, user == request.userID else { return send(.lookupReply(.notFound), &ready) }
+            guard let user = ready.signedIn, user == request.userID else {
+                return send(encoded: ControlMessage.EncodedLookupReply.notFound.plaintext, &ready)
+            }
             ready.awaiting = .lookup
             return [.lookup(request.lookup)]
         case let .listRequest(userID):
