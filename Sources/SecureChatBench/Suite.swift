@@ -45,11 +45,17 @@ public struct BenchFigure {
     private let rate: () throws -> Double
     private let repeated: (Int) throws -> Void
 
-    init(_ template: BenchResult, rate: @escaping () throws -> Double, repeated: @escaping (Int) throws -> Void) {
+    init<W: Workload>(_ template: BenchResult, seconds: Double, scale: Double, _ workload: @escaping () throws -> W) {
         key = template.key
         self.template = template
-        self.rate = rate
-        self.repeated = repeated
+        rate = {
+            var instance = try workload()
+            return try operationsPerSecond(seconds: seconds) { try instance.run(times: $0) } * scale
+        }
+        repeated = { count in
+            var instance = try workload()
+            try instance.run(times: count)
+        }
     }
 
     /// Runs the operation exactly `count` times, untimed: for instruction counts under callgrind,
@@ -73,13 +79,7 @@ public enum CryptoBench<Backend: CryptoBackend> {
         func add<W: Workload>(_ measure: String, cipher: CipherKind? = nil, size: Int? = nil, unit: String,
                               scale: Double = 1, _ workload: @escaping () throws -> W) {
             let template = BenchResult(measure, backend: Backend.name, cipher: cipher, size: size, value: 0, unit: unit)
-            figures.append(BenchFigure(template, rate: {
-                var instance = try workload()
-                return try operationsPerSecond(&instance, seconds: plan.seconds) * scale
-            }, repeated: { count in
-                var instance = try workload()
-                for _ in 0..<count { try instance.run() }
-            }))
+            figures.append(BenchFigure(template, seconds: plan.seconds, scale: scale, workload))
         }
         for cipher in plan.ciphers {
             for size in plan.sizes {

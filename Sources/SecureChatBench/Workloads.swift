@@ -7,6 +7,13 @@ public protocol Workload {
     mutating func run() throws
 }
 
+extension Workload {
+    @inline(__always)
+    mutating func run(times count: Int) throws {
+        for _ in 0..<count { try run() }
+    }
+}
+
 /// Seals `size` bytes with the backend's cipher as the transport does: context and key set up
 /// once, a new Noise nonce per message, caller-owned buffers, no heap allocation.
 public struct SealWorkload<Backend: CryptoBackend>: Workload {
