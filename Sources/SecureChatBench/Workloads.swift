@@ -131,7 +131,7 @@ public struct HandshakeWorkload<Backend: CryptoBackend>: Workload {
     private let responderStatic: X25519KeyPair
 
     public init(_ kind: CipherKind) throws {
-        noise = try NoiseProtocol(name: SecureChannel<Backend>.protocolName(kind))
+        noise = NoiseProtocol.ik(kind)
         initiatorStatic = try Backend.generateX25519KeyPair().keepingStaticSecrets(capacity: 16)
         responderStatic = try Backend.generateX25519KeyPair().keepingStaticSecrets(capacity: 16)
     }

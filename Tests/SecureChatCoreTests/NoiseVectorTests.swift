@@ -30,6 +30,15 @@ struct NoiseVectorTests {
         }
         #expect(patterns.count >= 38, "every pattern in the engine's table ran")
     }
+
+    @Test("securechat's own protocols are IK over 25519 and SHA-256, with each cipher", arguments: CipherKind.allCases)
+    func ownProtocol(cipher: CipherKind) throws {
+        let noise = NoiseProtocol.ik(cipher)
+        #expect(noise.name == "Noise_IK_25519_\(cipher.rawValue)_SHA256")
+        #expect(noise.pattern.name == "IK")
+        #expect(noise.cipher == cipher)
+        #expect(try NoiseProtocol(name: noise.name) == noise)
+    }
 }
 
 enum VectorPaths {

@@ -4,7 +4,7 @@ import SecureChatCrypto
 
 /// Both ends of a completed Noise IK handshake, ready to split into transports.
 func transportPair<B: CryptoBackend>(_: B.Type, _ cipher: CipherKind) throws -> (HandshakeState<B>, HandshakeState<B>) {
-    let noise = try NoiseProtocol(name: SecureChannel<B>.protocolName(cipher))
+    let noise = NoiseProtocol.ik(cipher)
     let responderKey = try B.generateX25519KeyPair()
     var initiator = try HandshakeState<B>(protocol: noise, role: .initiator, prologue: [], localStatic: try B.generateX25519KeyPair(),
                                           remoteStatic: responderKey.publicKey)

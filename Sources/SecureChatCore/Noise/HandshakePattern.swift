@@ -119,4 +119,17 @@ public struct NoiseProtocol: Sendable, Equatable {
         self.cipher = cipher
         self.name = name  // its five parts are exactly the ones checked above
     }
+
+    /// securechat's own protocol, `Noise_IK_25519_<cipher>_SHA256`, parsed once: the server and the
+    /// peer start every handshake with it, and parsing it costs allocations each time.
+    public static func ik(_ cipher: CipherKind) -> NoiseProtocol {
+        switch cipher {
+        case .chaChaPoly: ikChaChaPoly
+        case .aesGCM: ikAESGCM
+        }
+    }
+
+    // Names this engine supports (the vector tests parse the same ones), so parsing cannot fail.
+    private static let ikChaChaPoly = try! NoiseProtocol(name: "Noise_IK_25519_ChaChaPoly_SHA256")
+    private static let ikAESGCM = try! NoiseProtocol(name: "Noise_IK_25519_AESGCM_SHA256")
 }

@@ -124,8 +124,6 @@ public struct SecureChannel<Backend: CryptoBackend> {
     /// refused from their header on, never buffered.
     public static var maximumControlFrame: Int { ControlMessage.maximumSize + AEADSize.tag }
 
-    public static func protocolName(_ cipher: CipherKind) -> String { "Noise_IK_25519_\(cipher.rawValue)_SHA256" }
-
     /// A responder (the server, or a peer being called) allowing `allowed` ciphers, taking
     /// frames of at most `maximumMessage` bytes.
     public init(responderWith localStatic: X25519KeyPair, allowed: [CipherKind], maximumMessage: Int = Framing.maximumPayload) {
@@ -136,8 +134,9 @@ public struct SecureChannel<Backend: CryptoBackend> {
     /// An initiator: returns the channel and the bytes to send first (HELLO, then message 1).
     public static func initiator(cipher: CipherKind, localStatic: X25519KeyPair, remoteStatic: X25519PublicKey,
                                  payload: [UInt8], maximumMessage: Int = Framing.maximumPayload) throws -> (SecureChannel, [UInt8]) {
-        let hello = ControlMessage.hello(.init(noise: protocolName(cipher))).encoded()
-        var handshake = try HandshakeState<Backend>(protocol: try NoiseProtocol(name: protocolName(cipher)), role: .initiator,
+        let noise = NoiseProtocol.ik(cipher)
+        let hello = ControlMessage.hello(.init(noise: noise.name)).encoded()
+        var handshake = try HandshakeState<Backend>(protocol: noise, role: .initiator,
                                                     prologue: hello, localStatic: localStatic, remoteStatic: remoteStatic)
         let message1 = try handshake.writeMessage(payload: payload)
         let channel = SecureChannel(state: .awaitingMessage2(AwaitingMessage2(handshake: handshake)), maximumMessage: maximumMessage)
@@ -281,12 +280,12 @@ public struct SecureChannel<Backend: CryptoBackend> {
             return refuse(.unsupportedHello, .badHello("the first frame is not a HELLO message"))
         }
         guard hello.version == 1 else { return refuse(.unsupportedHello, .badHello("version \(hello.version) is not supported")) }
-        guard let cipher = waiting.allowed.first(where: { Self.protocolName($0) == hello.noise }) else {
+        guard let cipher = waiting.allowed.first(where: { NoiseProtocol.ik($0).name == hello.noise }) else {
             return refuse(.cipherNotAllowed(allowed: waiting.allowed), .cipherNotAllowed(hello.noise))
         }
         do {
             // The prologue is the HELLO frame's exact bytes, so a changed HELLO breaks the handshake.
-            let handshake = try HandshakeState<Backend>(protocol: try NoiseProtocol(name: Self.protocolName(cipher)), role: .responder,
+            let handshake = try HandshakeState<Backend>(protocol: NoiseProtocol.ik(cipher), role: .responder,
                                                         prologue: frame, localStatic: waiting.localStatic)
             state = .awaitingMessage1(AwaitingMessage1(handshake: handshake))
             return []
