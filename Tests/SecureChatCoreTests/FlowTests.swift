@@ -27,6 +27,37 @@ struct FlowTests {
 
     @Test("a passcode change checks the current passcode first", arguments: BackendName.allCases)
     func passcodeChange(backend: BackendName) throws { try runPasscodeChange(backend.implementation) }
+
+    @Test("ephemeral keys made ahead go out in messages 1 and 2, the call connects, and a key serves one handshake only",
+          arguments: BackendName.allCases)
+    func ephemeralsMadeAhead(backend: BackendName) throws { try runEphemeralsMadeAhead(backend.implementation) }
+}
+
+private func runEphemeralsMadeAhead<B: CryptoBackend>(_: B.Type) throws {
+    let ali = try B.generateX25519KeyPair(), bianca = try B.generateX25519KeyPair()
+    let aliAhead = try B.generateEphemeralX25519KeyPair(), biancaAhead = try B.generateEphemeralX25519KeyPair()
+    let aliID = UserID("ali")!, now = Instant(nanoseconds: 1)
+    var (caller, bytes) = try PeerConnection<B>.call(from: aliID, identity: ali, to: UserID("bianca")!, calleeKey: bianca.publicKey,
+                                                     cipher: .chaChaPoly, ephemeral: aliAhead, now: now)
+    #expect(bytes.firstRange(of: aliAhead.publicKey.bytes) != nil, "message 1 sends the key made ahead")
+    var callee = PeerConnection<B>(answeringWith: bianca, allowed: CipherKind.allCases, origin: .dialled, now: now)
+    #expect(callee.receive(bytes, now: now) == [.checkCaller(user: aliID, key: ali.publicKey)])
+    let answer = callee.answer(refusal: nil, ephemeral: biancaAhead, now: now)
+    guard case let .send(message2)? = answer.first else { Issue.record("no message 2"); return }
+    #expect(message2.firstRange(of: biancaAhead.publicKey.bytes) != nil, "message 2 sends the key made ahead")
+    let callerSide = caller.receive(message2, now: now)
+    #expect(callerSide.first == .connected(UserID("bianca")!))
+    guard case let .send(confirmation)? = callerSide.last else { Issue.record("no first record from the caller"); return }
+    #expect(callee.receive(confirmation, now: now) == [.connected(aliID)])
+
+    // A handshake that has its ephemeral key, given or sent, takes no other.
+    let noise = NoiseProtocol.ik(.chaChaPoly)
+    var given = try HandshakeState<B>(protocol: noise, role: .initiator, prologue: [], localStatic: ali,
+                                      remoteStatic: bianca.publicKey, ephemeral: aliAhead)
+    #expect(throws: NoiseError.ephemeralAlreadyChosen) { try given.useEphemeral(biancaAhead) }
+    var sent = try HandshakeState<B>(protocol: noise, role: .initiator, prologue: [], localStatic: ali, remoteStatic: bianca.publicKey)
+    _ = try sent.writeMessage(payload: [])
+    #expect(throws: NoiseError.ephemeralAlreadyChosen) { try sent.useEphemeral(biancaAhead) }
 }
 
 private func runSignUpAndSignIn<B: CryptoBackend>(_: B.Type) throws {

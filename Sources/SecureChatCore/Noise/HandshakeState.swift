@@ -22,7 +22,8 @@ public struct HandshakeState<Backend: CryptoBackend> {
 
     public static var maximumMessage: Int { 65535 }
 
-    /// `ephemeral` is for test vectors only; normally a fresh key is generated when needed.
+    /// `ephemeral`: a key made ahead (`useEphemeral`) or a test vector's; without one, a fresh
+    /// key is generated when the `e` token needs it.
     public init(protocol noiseProtocol: NoiseProtocol, role: Role, prologue: [UInt8],
                 localStatic: X25519KeyPair? = nil, remoteStatic: X25519PublicKey? = nil,
                 ephemeral: X25519KeyPair? = nil) throws {
@@ -43,6 +44,15 @@ public struct HandshakeState<Backend: CryptoBackend> {
         let key = isLocal ? localStatic?.publicKey : remoteStatic
         guard let key else { throw NoiseError.missingKey(isLocal ? "local static key" : "remote static key") }
         try key.bytes.withUnsafeBytes { (bytes) in try symmetric.mixHash(bytes) }
+    }
+
+    /// Hands over the key this handshake's `e` token will send, made ahead of time so that its
+    /// scalar multiplication is off the critical path (while waiting for the other side). Only
+    /// before the token: an ephemeral key serves exactly one handshake.
+    public mutating func useEphemeral(_ key: X25519KeyPair) throws {
+        try checkUsable()
+        guard localEphemeral == nil else { throw NoiseError.ephemeralAlreadyChosen }
+        localEphemeral = key
     }
 
     public var isComplete: Bool { messageIndex == noiseProtocol.pattern.messages.count }

@@ -14,6 +14,8 @@ public enum NoiseError: Error, Equatable, Sendable {
     case missingKey(String)
     /// This direction carries no messages (one-way patterns).
     case directionNotAllowed
+    /// An ephemeral key was handed over when the handshake already had one (or had sent it).
+    case ephemeralAlreadyChosen
     case nonceExhausted
     case unsupportedProtocol(String)
     case crypto(CryptoError)

@@ -146,11 +146,13 @@ public struct PeerConnection<Backend: CryptoBackend> {
     private var deadline: Instant?
 
     /// Calls `callee` (whose key came from the server): returns the connection and the first bytes.
+    /// `ephemeral`: a key made ahead for message 1 (while the server answered), else made now.
     public static func call(from caller: UserID, identity: X25519KeyPair, to callee: UserID, calleeKey: X25519PublicKey,
-                            cipher: CipherKind, timeouts: PeerTimeouts = PeerTimeouts(), now: Instant) throws -> (PeerConnection, [UInt8]) {
+                            cipher: CipherKind, ephemeral: X25519KeyPair? = nil, timeouts: PeerTimeouts = PeerTimeouts(),
+                            now: Instant) throws -> (PeerConnection, [UInt8]) {
         let request = ControlMessage.connectRequest(initiator: caller).encoded()
         let (channel, bytes) = try SecureChannel<Backend>.initiator(cipher: cipher, localStatic: identity, remoteStatic: calleeKey,
-                                                                    payload: request)
+                                                                    payload: request, ephemeral: ephemeral)
         let connection = PeerConnection(state: .calling(Calling(channel: channel, callee: callee)), timeouts: timeouts,
                                         deadline: now.advanced(by: timeouts.answer))
         return (connection, bytes)
@@ -258,13 +260,14 @@ public struct PeerConnection<Backend: CryptoBackend> {
         return busy ? .busy : nil
     }
 
-    /// Accepts the call (nil) or refuses it, with CONNECTREPLY in handshake message 2. Accepted,
-    /// it waits for the caller's first record before it reports `connected`.
-    public mutating func answer(refusal: CallRefusal?, now: Instant) -> [Action] {
+    /// Accepts the call (nil) or refuses it, with CONNECTREPLY in handshake message 2 (sent with
+    /// `ephemeral` when one was made ahead). Accepted, it waits for the caller's first record
+    /// before it reports `connected`.
+    public mutating func answer(refusal: CallRefusal?, ephemeral: X25519KeyPair? = nil, now: Instant) -> [Action] {
         guard case var .checkingCaller(checking) = state else { return [] }
         let reply = ControlMessage.connectReply(.init(status: refusal == nil ? .accepted : .refused, reason: refusal?.rawValue))
         var actions = [Action]()
-        for action in checking.channel.respond(payload: reply.encoded()) {
+        for action in checking.channel.respond(payload: reply.encoded(), ephemeral: ephemeral) {
             if case let .send(bytes) = action { actions.append(.send(bytes)) }
             if case let .fail(error) = action { return actions + close(.handshakeFailed(error)) }
         }

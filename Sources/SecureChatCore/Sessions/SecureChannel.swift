@@ -132,12 +132,14 @@ public struct SecureChannel<Backend: CryptoBackend> {
     }
 
     /// An initiator: returns the channel and the bytes to send first (HELLO, then message 1).
+    /// `ephemeral`: a key made ahead for message 1 (`HandshakeState.useEphemeral`), else made now.
     public static func initiator(cipher: CipherKind, localStatic: X25519KeyPair, remoteStatic: X25519PublicKey,
-                                 payload: [UInt8], maximumMessage: Int = Framing.maximumPayload) throws -> (SecureChannel, [UInt8]) {
+                                 payload: [UInt8], ephemeral: X25519KeyPair? = nil,
+                                 maximumMessage: Int = Framing.maximumPayload) throws -> (SecureChannel, [UInt8]) {
         let noise = NoiseProtocol.ik(cipher)
         let hello = ControlMessage.hello(.init(noise: noise.name)).encoded()
-        var handshake = try HandshakeState<Backend>(protocol: noise, role: .initiator,
-                                                    prologue: hello, localStatic: localStatic, remoteStatic: remoteStatic)
+        var handshake = try HandshakeState<Backend>(protocol: noise, role: .initiator, prologue: hello,
+                                                    localStatic: localStatic, remoteStatic: remoteStatic, ephemeral: ephemeral)
         let message1 = try handshake.writeMessage(payload: payload)
         let channel = SecureChannel(state: .awaitingMessage2(AwaitingMessage2(handshake: handshake)), maximumMessage: maximumMessage)
         return (channel, try Framing.frame(hello) + Framing.frame(message1))
@@ -170,9 +172,11 @@ public struct SecureChannel<Backend: CryptoBackend> {
     }
 
     /// Responder: answer message 1 with `payload` in message 2; the channel is then established.
-    public mutating func respond(payload: [UInt8]) -> [Action] {
+    /// `ephemeral`: a key made ahead for message 2, else made now.
+    public mutating func respond(payload: [UInt8], ephemeral: X25519KeyPair? = nil) -> [Action] {
         guard case var .awaitingDecision(waiting) = state else { return fail(.unexpectedFrame("no handshake to answer")) }
         do {
+            if let ephemeral { try waiting.handshake.useEphemeral(ephemeral) }
             let message2 = try waiting.handshake.writeMessage(payload: payload)
             transport = try waiting.handshake.split(rekeyInterval: Self.rekeyInterval)
             state = .established

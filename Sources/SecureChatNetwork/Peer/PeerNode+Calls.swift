@@ -70,6 +70,24 @@ extension PeerNode {
         // A refusal is raced too, so that the caller hears it at once rather than a timeout.
         startCall(plan, role: .callee, record: record, decision: decision)
         for id in carried { rejoin(id, caller) }
+        prepareEphemeral()
+    }
+
+    /// Makes `spareEphemeral` once the events at hand are handled (the request just sent, the
+    /// dials just started, a CALLREPLY that came with an offer), while the other side works.
+    func prepareEphemeral() {
+        let bound = loopBound
+        eventLoop.execute {
+            let node = bound.value
+            guard node.spareEphemeral == nil, !node.stopping else { return }
+            node.spareEphemeral = try? Backend.generateEphemeralX25519KeyPair()
+        }
+    }
+
+    /// The spare ephemeral key, if one is ready; nobody else gets it.
+    private func takeEphemeral() -> X25519KeyPair? {
+        defer { spareEphemeral = nil }
+        return spareEphemeral
     }
 
     /// A connection of an earlier offer from `caller` becomes an attempt of the current one,
@@ -162,6 +180,7 @@ extension PeerNode {
         // about them (§5.2); an offer that comes meanwhile takes this connection in.
         guard session?.isSignedIn == true else { return answer(id, .notVerified) }
         sessionDo { $0.checkIncoming(from: user, token: id) }
+        prepareEphemeral()
     }
 
     /// A connection whose message 1 named `user`, with whom a call is known: it joins that call.
@@ -237,7 +256,7 @@ extension PeerNode {
     }
 
     private func answer(_ id: LinkID, _ refusal: CallRefusal?) {
-        linkDo(id) { $0.answer(refusal: refusal, now: Self.now()) }
+        linkDo(id) { $0.answer(refusal: refusal, ephemeral: takeEphemeral(), now: Self.now()) }
     }
 
     /// `/accept` or `/reject` for the call the user was asked about.
@@ -257,8 +276,8 @@ extension PeerNode {
 
     private func callerConnection(to callee: UserID, key: X25519PublicKey) throws -> (PeerConnection<Backend>, [UInt8]) {
         try PeerConnection<Backend>.call(from: configuration.user, identity: configuration.identity, to: callee, calleeKey: key,
-                                         cipher: configuration.options.cipher, timeouts: configuration.options.timeouts,
-                                         now: Self.now())
+                                         cipher: configuration.options.cipher, ephemeral: takeEphemeral(),
+                                         timeouts: configuration.options.timeouts, now: Self.now())
     }
 
     @discardableResult

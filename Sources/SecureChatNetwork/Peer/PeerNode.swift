@@ -82,6 +82,10 @@ public final class PeerNode<Backend: CryptoBackend> {
     var nextCallGeneration = 0
     /// The chat going on: its link and how it connected.
     var chat: (link: LinkID, peer: UserID, path: String)?
+    /// An ephemeral key made while this node waited (for CALLREPLY, or for the caller's message
+    /// 1): the next handshake message written here takes it, so that its scalar multiplication
+    /// is off the call's critical path. Taken once, as an ephemeral key serves one handshake.
+    var spareEphemeral: X25519KeyPair?
     var failedAttempts = 0
     /// Which of `configuration.servers` is used now, and how many others were tried since the
     /// last sign-in (one round through them all before waiting).
@@ -513,6 +517,7 @@ public final class PeerNode<Backend: CryptoBackend> {
         switch command {
         case let .chat(user):
             sessionDo { $0.requestChat(with: user) }
+            prepareEphemeral()
         case .list:
             sessionDo { $0.list() }
         case .hangUp:
