@@ -166,6 +166,7 @@ class RelaySeesCiphertext(LabTest):
     def test_a_relayed_chat_is_not_readable_on_the_server(self):
         capture_path = os.path.join(self.root, "server.pcap")
         capture = LAB.capture("server", capture_path)
+        self.addCleanup(capture.stderr.close)
         self.addCleanup(capture.wait)
         self.addCleanup(capture.terminate)
         caller, callee = self.peer("a1"), self.peer("s1")

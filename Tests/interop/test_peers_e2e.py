@@ -405,6 +405,7 @@ class Strangers(PeerTest):
         self.addCleanup(stranger.close)
         lookup = stranger.lookup("bianca")
         stream = NoiseStream(socket.create_connection((lookup["address"], lookup["port"]), timeout=10))
+        self.addCleanup(stream.close)
         stream.initiate(stranger.private, base64.b64decode(lookup["encryptionkey"]),
                         json.dumps({"msgtype": "CONNECTREQ", "initiator": "admin"}).encode())
         reply = json.loads(stream.finish_initiating())
@@ -513,7 +514,8 @@ class AskFirst(PeerTest):
     """The shipped Configs/peer.conf with `answer = ask`: the user accepts or rejects a call."""
 
     def test_ask_then_reject_then_accept(self):
-        shipped = open(os.path.join(os.path.dirname(__file__), "..", "..", "Configs", "peer.conf")).read()
+        with open(os.path.join(os.path.dirname(__file__), "..", "..", "Configs", "peer.conf")) as file:
+            shipped = file.read()
         config = config_file(self, "ask.conf", shipped.replace("answer = auto", "answer = ask"))
         ali, bianca = self.signed_in("ali"), self.signed_in("bianca", "--config", config)
         ali.send("/chat bianca")
