@@ -28,7 +28,7 @@ struct FlowTests {
     @Test("a passcode change checks the current passcode first", arguments: BackendName.allCases)
     func passcodeChange(backend: BackendName) throws { try runPasscodeChange(backend.implementation) }
 
-    @Test("ephemeral keys made ahead go out in messages 1 and 2, the call connects, and a key serves one handshake only",
+    @Test("ephemeral keys made ahead go out in messages 1 and 2, only when written, the call connects, and a key serves one handshake only",
           arguments: BackendName.allCases)
     func ephemeralsMadeAhead(backend: BackendName) throws { try runEphemeralsMadeAhead(backend.implementation) }
 }
@@ -41,6 +41,11 @@ private func runEphemeralsMadeAhead<B: CryptoBackend>(_: B.Type) throws {
                                                      cipher: .chaChaPoly, ephemeral: aliAhead, now: now)
     #expect(bytes.firstRange(of: aliAhead.publicKey.bytes) != nil, "message 1 sends the key made ahead")
     var callee = PeerConnection<B>(answeringWith: bianca, allowed: CipherKind.allCases, origin: .dialled, now: now)
+    // A connection with nothing to answer yet (a quiet dial) leaves the spare key for the next.
+    var quiet = PeerConnection<B>(answeringWith: bianca, allowed: CipherKind.allCases, origin: .dialled, now: now)
+    var taken = false
+    #expect(quiet.answer(refusal: .notVerified, ephemeral: { taken = true; return biancaAhead }(), now: now) == [])
+    #expect(!taken, "the spare key is taken only when message 2 is written")
     #expect(callee.receive(bytes, now: now) == [.checkCaller(user: aliID, key: ali.publicKey)])
     let answer = callee.answer(refusal: nil, ephemeral: biancaAhead, now: now)
     guard case let .send(message2)? = answer.first else { Issue.record("no message 2"); return }

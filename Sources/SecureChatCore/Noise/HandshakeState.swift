@@ -22,8 +22,8 @@ public struct HandshakeState<Backend: CryptoBackend> {
 
     public static var maximumMessage: Int { 65535 }
 
-    /// `ephemeral`: a key made ahead (`useEphemeral`) or a test vector's; without one, a fresh
-    /// key is generated when the `e` token needs it.
+    /// `ephemeral`: a key made ahead or a test vector's (or handed over later, `useEphemeral`);
+    /// without one, a fresh key is generated when the `e` token needs it.
     public init(protocol noiseProtocol: NoiseProtocol, role: Role, prologue: [UInt8],
                 localStatic: X25519KeyPair? = nil, remoteStatic: X25519PublicKey? = nil,
                 ephemeral: X25519KeyPair? = nil) throws {

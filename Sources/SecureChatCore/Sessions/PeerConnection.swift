@@ -261,13 +261,14 @@ public struct PeerConnection<Backend: CryptoBackend> {
     }
 
     /// Accepts the call (nil) or refuses it, with CONNECTREPLY in handshake message 2 (sent with
-    /// `ephemeral` when one was made ahead). Accepted, it waits for the caller's first record
-    /// before it reports `connected`.
-    public mutating func answer(refusal: CallRefusal?, ephemeral: X25519KeyPair? = nil, now: Instant) -> [Action] {
+    /// `ephemeral` when one was made ahead; it is taken only when message 2 is written, so a
+    /// connection with nothing to answer leaves it for the next). Accepted, it waits for the
+    /// caller's first record before it reports `connected`.
+    public mutating func answer(refusal: CallRefusal?, ephemeral: @autoclosure () -> X25519KeyPair? = nil, now: Instant) -> [Action] {
         guard case var .checkingCaller(checking) = state else { return [] }
         let reply = ControlMessage.connectReply(.init(status: refusal == nil ? .accepted : .refused, reason: refusal?.rawValue))
         var actions = [Action]()
-        for action in checking.channel.respond(payload: reply.encoded(), ephemeral: ephemeral) {
+        for action in checking.channel.respond(payload: reply.encoded(), ephemeral: ephemeral()) {
             if case let .send(bytes) = action { actions.append(.send(bytes)) }
             if case let .fail(error) = action { return actions + close(.handshakeFailed(error)) }
         }
