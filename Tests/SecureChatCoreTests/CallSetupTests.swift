@@ -177,7 +177,6 @@ struct RelayBookTests {
         var book = RelayBook()
         _ = book.offer(caller: ali, callee: bianca, tokens: ("A", "B"), now: t0)
         #expect(book.arrive(token: "A", leg: 1, now: t0) == .waiting)
-        #expect(book.nextExpiry == t0.advanced(by: .seconds(30)))
         #expect(book.expire(now: t0.advanced(by: .seconds(29))) == [])
         #expect(book.expire(now: t0.advanced(by: .seconds(30))) == [1])
         #expect(book.arrive(token: "B", leg: 2, now: t0.advanced(by: .seconds(31))) == .refused("unknown, used or expired relay token"))
@@ -195,5 +194,40 @@ struct RelayBookTests {
         #expect(RelayBook(configuration: .init(enabled: false)).activeCalls == 0)
         var off = RelayBook(configuration: .init(enabled: false))
         #expect(off.offer(caller: ali, callee: bianca, tokens: ("x", "y"), now: t0) == .disabled)
+    }
+
+    @Test("a relay that ends frees its place: the limits count only relays in use now")
+    func limitsFreed() {
+        var book = RelayBook(configuration: .init(callsPerUser: 1, callsInAll: 1))
+        _ = book.offer(caller: ali, callee: bianca, tokens: ("A1", "B1"), now: t0)
+        _ = book.offer(caller: carol, callee: ali, tokens: ("C2", "A2"), now: t0)
+        #expect(book.arrive(token: "A1", leg: 1, now: t0) == .waiting)
+        #expect(book.arrive(token: "B1", leg: 2, now: t0) == .paired(with: 1))
+        #expect(book.arrive(token: "C2", leg: 3, now: t0) == .refused(RelayBook.Refusal.serverLimit.rawValue))
+        #expect(book.legClosed(1) == 2)
+        #expect(book.offer(caller: carol, callee: ali, tokens: ("C3", "A3"), now: t0) == nil)
+        #expect(book.arrive(token: "C3", leg: 4, now: t0) == .waiting, "the ended relay no longer counts")
+        // The waiting leg's tokens expire: its place is free again.
+        let later = t0.advanced(by: .seconds(30))
+        #expect(book.expire(now: later) == [4])
+        #expect(book.offer(caller: ali, callee: bianca, tokens: ("A4", "B4"), now: later) == nil)
+        #expect(book.arrive(token: "A4", leg: 5, now: later) == .waiting)
+    }
+
+    @Test("a busy server keeps offering relays: past its bound, the oldest unused tokens give way")
+    func unusedTokensBounded() {
+        var book = RelayBook(configuration: .init(callsInAll: 2))  // keeps 8 unused calls
+        _ = book.offer(caller: ali, callee: bianca, tokens: ("waiting", "partner"), now: t0)
+        #expect(book.arrive(token: "waiting", leg: 1, now: t0) == .waiting)
+        for n in 0..<20 {
+            #expect(book.offer(caller: carol, callee: bianca, tokens: ("c\(n)", "b\(n)"), now: t0) == nil)
+        }
+        #expect(book.activeCalls == 9, "the call in use and the 8 newest unused ones")
+        #expect(book.arrive(token: "c11", leg: 2, now: t0) == .refused("unknown, used or expired relay token"))
+        #expect(book.arrive(token: "c12", leg: 3, now: t0) == .waiting)
+        #expect(book.arrive(token: "partner", leg: 4, now: t0) == .paired(with: 1), "a call in use is never dropped")
+        // Expiry passes over paired calls and still closes later waiting legs.
+        #expect(book.expire(now: t0.advanced(by: .seconds(30))) == [3])
+        #expect(book.activeCalls == 1)
     }
 }

@@ -48,6 +48,7 @@ public struct RelayBook: Sendable {
         let expires: Instant
         /// The leg that arrived with each token, by token.
         var legs: [String: Leg?]
+        var inUse: Bool { legs.values.contains { $0 != nil } }
         var paired: Bool { legs.values.allSatisfy { $0 != nil } }
     }
 
@@ -56,20 +57,31 @@ public struct RelayBook: Sendable {
     private var tokens: [String: Int] = [:]
     private var callOfLeg: [Leg: Int] = [:]
     private var nextCall = 0
+    /// Ids are handed out in order and every call gets the same token lifetime, so ids below this
+    /// one are gone or paired, and the calls from here on expire in id order: no scan.
+    private var oldestUnpaired = 0
+    /// Calls in use (a leg has come), in all and per user: the limits, counted as they change.
+    private var inUseCount = 0
+    private var inUseByUser: [UserID: Int] = [:]
 
     public init(configuration: Configuration = Configuration()) { self.configuration = configuration }
 
+    /// Tokens of calls not (yet) relayed that are kept. Most calls connect directly and never use
+    /// theirs; past this many, the oldest is dropped to make room, so that a busy server still
+    /// offers every new call a relay and its memory stays bounded.
+    private var unusedCallsKept: Int { 4 * configuration.callsInAll }
+
     /// A relay for a call from `caller` to `callee`, with their two fresh tokens; nil when
-    /// allowed, else why not. Only relays in use count against the limits (most calls connect
-    /// directly and never use their tokens); unused ones expire, and are bounded in number.
+    /// allowed, else why not. Only relays in use count against the limits.
     public mutating func offer(caller: UserID, callee: UserID, tokens pair: (caller: String, callee: String),
                                now: Instant) -> Refusal? {
         guard configuration.enabled else { return .disabled }
         _ = expire(now: now)
-        guard inUse.count < configuration.callsInAll, calls.count < 4 * configuration.callsInAll else { return .serverLimit }
+        guard inUseCount < configuration.callsInAll else { return .serverLimit }
         guard relayedCalls(of: caller) < configuration.callsPerUser, relayedCalls(of: callee) < configuration.callsPerUser else {
             return .userLimit
         }
+        if calls.count - inUseCount >= unusedCallsKept { dropOldestUnused() }
         let id = nextCall
         nextCall += 1
         calls[id] = Call(users: (caller, callee), expires: now.advanced(by: configuration.tokenLifetime),
@@ -79,12 +91,7 @@ public struct RelayBook: Sendable {
         return nil
     }
 
-    /// Calls whose relay is in use: a leg has come.
-    private var inUse: [Call] { calls.values.filter { $0.legs.values.contains { $0 != nil } } }
-
-    private func relayedCalls(of user: UserID) -> Int {
-        inUse.filter { $0.users.0 == user || $0.users.1 == user }.count
-    }
+    private func relayedCalls(of user: UserID) -> Int { inUseByUser[user, default: 0] }
 
     /// A leg's first frame named `token`.
     public mutating func arrive(token: String, leg: Leg, now: Instant) -> Arrival {
@@ -94,10 +101,11 @@ public struct RelayBook: Sendable {
             return .refused("unknown, used or expired relay token")
         }
         // The first leg puts the relay in use: the limits are checked again, now that they count it.
-        if !call.legs.values.contains(where: { $0 != nil }) {
-            guard inUse.count < configuration.callsInAll else { return abandon(id, Refusal.serverLimit.rawValue) }
+        if !call.inUse {
+            guard inUseCount < configuration.callsInAll else { return abandon(id, Refusal.serverLimit.rawValue) }
             guard relayedCalls(of: call.users.0) < configuration.callsPerUser,
                   relayedCalls(of: call.users.1) < configuration.callsPerUser else { return abandon(id, Refusal.userLimit.rawValue) }
+            countInUse(call, by: 1)
         }
         call.legs[token] = leg
         calls[id] = call
@@ -106,40 +114,64 @@ public struct RelayBook: Sendable {
         return .paired(with: other)
     }
 
+    private mutating func countInUse(_ call: Call, by change: Int) {
+        inUseCount += change
+        count(call.users.0, by: change)
+        if call.users.1 != call.users.0 { count(call.users.1, by: change) }
+    }
+
+    private mutating func count(_ user: UserID, by change: Int) {
+        let count = inUseByUser[user, default: 0] + change
+        inUseByUser[user] = count > 0 ? count : nil
+    }
+
+    /// Takes a call out of the book with its tokens and legs, and out of the counts.
+    private mutating func remove(_ id: Int) -> Call? {
+        guard let call = calls.removeValue(forKey: id) else { return nil }
+        for (token, leg) in call.legs {
+            tokens[token] = nil
+            if let leg { callOfLeg[leg] = nil }
+        }
+        if call.inUse { countInUse(call, by: -1) }
+        return call
+    }
+
     /// Drops a call whose first leg breaks a limit.
     private mutating func abandon(_ id: Int, _ why: String) -> Arrival {
-        if let call = calls.removeValue(forKey: id) { for token in call.legs.keys { tokens[token] = nil } }
+        _ = remove(id)
         return .refused(why)
+    }
+
+    /// Makes room for a new call: the oldest call no leg came for goes (calls in use are skipped,
+    /// at most `callsInAll` of them).
+    private mutating func dropOldestUnused() {
+        for id in oldestUnpaired..<nextCall {
+            guard let call = calls[id], !call.inUse else { continue }
+            _ = remove(id)
+            return
+        }
     }
 
     /// A leg closed (or was closed): its call is over; the other leg, if any, must close too.
     public mutating func legClosed(_ leg: Leg) -> Leg? {
-        guard let id = callOfLeg.removeValue(forKey: leg), let call = calls.removeValue(forKey: id) else { return nil }
-        for token in call.legs.keys { tokens[token] = nil }
-        let other = call.legs.values.compactMap { $0 }.first { $0 != leg }
-        if let other { callOfLeg[other] = nil }
-        return other
+        guard let id = callOfLeg[leg], let call = remove(id) else { return nil }
+        return call.legs.values.compactMap { $0 }.first { $0 != leg }
     }
 
     /// Calls whose tokens expired before both legs came: their waiting legs, to close.
     @discardableResult
     public mutating func expire(now: Instant) -> [Leg] {
         var closing = [Leg]()
-        for (id, call) in calls where !call.paired && now >= call.expires {
-            calls[id] = nil
-            for (token, leg) in call.legs {
-                tokens[token] = nil
-                if let leg {
-                    callOfLeg[leg] = nil
-                    closing.append(leg)
-                }
+        while oldestUnpaired < nextCall {
+            if let call = calls[oldestUnpaired], !call.paired {
+                guard now >= call.expires else { break }
+                _ = remove(oldestUnpaired)
+                closing += call.legs.values.compactMap { $0 }
             }
+            oldestUnpaired += 1
         }
-        return closing.sorted()
+        return closing
     }
-
-    /// When `expire` next has something to do.
-    public var nextExpiry: Instant? { calls.values.filter { !$0.paired }.map(\.expires).min() }
 
     /// Relayed calls being set up or carried now.
     public var activeCalls: Int { calls.count }
