@@ -60,6 +60,8 @@ public struct RelayBook: Sendable {
     /// Ids are handed out in order and every call gets the same token lifetime, so ids below this
     /// one are gone or paired, and the calls from here on expire in id order: no scan.
     private var oldestUnpaired = 0
+    /// Ids below this one are gone or in use: where `dropOldestUnused` looks next.
+    private var nextToDrop = 0
     /// Calls in use (a leg has come), in all and per user: the limits, counted as they change.
     private var inUseCount = 0
     private var inUseByUser: [UserID: Int] = [:]
@@ -142,13 +144,16 @@ public struct RelayBook: Sendable {
         return .refused(why)
     }
 
-    /// Makes room for a new call: the oldest call no leg came for goes (calls in use are skipped,
-    /// at most `callsInAll` of them).
+    /// Makes room for a new call: the oldest call no leg came for goes. A call in use is never
+    /// dropped and never unused again, so the search goes on from where it stopped.
     private mutating func dropOldestUnused() {
-        for id in oldestUnpaired..<nextCall {
-            guard let call = calls[id], !call.inUse else { continue }
-            _ = remove(id)
-            return
+        while nextToDrop < nextCall {
+            let id = nextToDrop
+            nextToDrop += 1
+            if let call = calls[id], !call.inUse {
+                _ = remove(id)
+                return
+            }
         }
     }
 
