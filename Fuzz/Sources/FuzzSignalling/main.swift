@@ -32,6 +32,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
         won += actions.filter { if case .won = $0 { true } else { false } }.count
         precondition(won <= 1, "one connection carries a call")
         if setup.isFinished { precondition(setup.nextDeadline == nil) }
+        precondition(book.activeCalls <= 5 * book.configuration.callsInAll, "unused tokens and relays in use are bounded")
     }
     return 0
 }
