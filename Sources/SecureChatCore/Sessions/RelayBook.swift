@@ -58,7 +58,8 @@ public struct RelayBook: Sendable {
     private var callOfLeg: [Leg: Int] = [:]
     private var nextCall = 0
     /// Ids are handed out in order and every call gets the same token lifetime, so ids below this
-    /// one are gone or paired, and the calls from here on expire in id order: no scan.
+    /// one are gone or paired, and the calls from here on expire in id order: no scan. (Clocks
+    /// read on two threads may come in out of order by microseconds: a call then expires that late.)
     private var oldestUnpaired = 0
     /// Ids below this one are gone or in use: where `dropOldestUnused` looks next.
     private var nextToDrop = 0
