@@ -110,14 +110,14 @@ public struct SignInLimiter: Sendable {
         insert(&pairs, pair, backoff, now: now) { $0.last.advanced(by: configuration.maximumBackOff) }
         count(&hostFailures, host, by: 1, now: now)
         count(&userFailures, user, by: 1, now: now)
-        inFlightUsers[user, default: 0] += 1
-        inFlightHosts[host, default: 0] += 1
+        inFlightUsers.adjustCount(of: user, by: 1)
+        inFlightHosts.adjustCount(of: host, by: 1)
         return .admitted(Ticket(user: user, host: host))
     }
 
     public mutating func finish(_ ticket: Ticket, _ outcome: Outcome, now: Instant) {
-        release(&inFlightUsers, ticket.user)
-        release(&inFlightHosts, ticket.host)
+        inFlightUsers.adjustCount(of: ticket.user, by: -1)
+        inFlightHosts.adjustCount(of: ticket.host, by: -1)
         let pair = Pair(user: ticket.user, host: ticket.host)
         switch outcome {
         case .wrongPasscode:
@@ -179,11 +179,6 @@ public struct SignInLimiter: Sendable {
         } else if change > 0 {
             insert(&table, key, Window(start: now, count: change), now: now) { windowEnd($0) }
         }
-    }
-
-    private func release<Key: Hashable>(_ table: inout [Key: Int], _ key: Key) {
-        let left = (table[key] ?? 1) - 1
-        table[key] = left > 0 ? left : nil
     }
 
     /// Adds an entry, making room first when the table is full: expired entries go, then the oldest.

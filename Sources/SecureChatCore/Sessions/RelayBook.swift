@@ -119,13 +119,8 @@ public struct RelayBook: Sendable {
 
     private mutating func countInUse(_ call: Call, by change: Int) {
         inUseCount += change
-        count(call.users.0, by: change)
-        if call.users.1 != call.users.0 { count(call.users.1, by: change) }
-    }
-
-    private mutating func count(_ user: UserID, by change: Int) {
-        let count = inUseByUser[user, default: 0] + change
-        inUseByUser[user] = count > 0 ? count : nil
+        inUseByUser.adjustCount(of: call.users.0, by: change)
+        inUseByUser.adjustCount(of: call.users.1, by: change)
     }
 
     /// Takes a call out of the book with its tokens and legs, and out of the counts.
