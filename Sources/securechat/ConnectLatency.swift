@@ -9,7 +9,9 @@ import SecureChatNetwork
 /// The peer-to-peer connect latency of `securechat bench`: a throwaway server and peers in this
 /// process over loopback, in a temporary directory removed afterwards. Each call is timed from
 /// `/chat` until both sides report the chat connected, then hung up: once for each path the
-/// loopback can build, direct and relayed by the server (peers with `direct = no`).
+/// loopback can build, direct and relayed by the server (peers with `direct = no`). A peer's
+/// report is timed where it is made, on its event loop, so the bench's own wake-ups to read the
+/// reports are not counted; the command still hops to the caller's loop as a typed one does.
 enum ConnectLatency<Backend: CryptoBackend> {
     enum Path: String, CaseIterable { case direct, relayed }
 
@@ -59,7 +61,6 @@ enum ConnectLatency<Backend: CryptoBackend> {
     /// `calls` calls from `caller` to `callee`, each hung up, then both quit: the sorted latencies in ms.
     private static func time(_ calls: Int, from caller: BenchPeer<Backend>, to callee: BenchPeer<Backend>) async throws -> [Double] {
         var latencies = [Double]()
-        let clock = ContinuousClock()
         for _ in 0..<calls {
             // A call that does not connect (refused, lost) stops both peers instead of waiting forever.
             let watchdog = Task { [handles = [caller.handle, callee.handle]] in
@@ -67,11 +68,11 @@ enum ConnectLatency<Backend: CryptoBackend> {
                 handles.forEach { $0.submit(.quit) }
             }
             defer { watchdog.cancel() }
-            let start = clock.now
+            let start = ContinuousClock.now
             caller.handle.submit(.chat(callee.user))
-            try await caller.await { if case .connected(callee.user, _) = $0 { true } else { false } }
-            try await callee.await { if case .connected(caller.user, _) = $0 { true } else { false } }
-            latencies.append((clock.now - start).seconds * 1000)
+            let callerConnected = try await caller.await { if case .connected(callee.user, _) = $0 { true } else { false } }
+            let calleeConnected = try await callee.await { if case .connected(caller.user, _) = $0 { true } else { false } }
+            latencies.append((max(callerConnected, calleeConnected) - start).seconds * 1000)
             caller.handle.submit(.hangUp)
             try await caller.await { if case .hangUp = $0 { true } else { false } }
             try await callee.await { if case .hangUp = $0 { true } else { false } }
@@ -106,7 +107,8 @@ enum ConnectLatency<Backend: CryptoBackend> {
 private struct BenchPeer<Backend: CryptoBackend> {
     let user: UserID
     let handle: PeerNode<Backend>.Handle
-    private let events: AsyncStream<PeerEvent>.Iterator.Box
+    /// What the peer reported, each with when it did.
+    private let events: AsyncStream<(PeerEvent, ContinuousClock.Instant)>.Iterator.Box
 
     static func start(_ name: String, server: HostPort, key: X25519PublicKey, group: MultiThreadedEventLoopGroup,
                       directory: String, directPaths: Bool) async throws -> BenchPeer {
@@ -120,20 +122,22 @@ private struct BenchPeer<Backend: CryptoBackend> {
             user: user, passcodeDigest: try PasscodeDigest.wire(userID: user, passcode: passcode, backend: Backend.self),
             servers: [server], serverKey: key, identity: try Backend.generateX25519KeyPair(),
             knownPeersPath: directory + "/\(name).known_peers", options: options)
-        let (stream, sink) = AsyncStream.makeStream(of: PeerEvent.self)
+        let (stream, sink) = AsyncStream.makeStream(of: (PeerEvent, ContinuousClock.Instant).self)
         let handle = try await PeerNode<Backend>.start(configuration: configuration, eventLoop: group.next(),
-                                                       emit: { sink.yield($0) }).get()
+                                                       emit: { sink.yield(($0, .now)) }).get()
         let peer = BenchPeer(user: user, handle: handle, events: .init(stream.makeAsyncIterator()))
         try await peer.await { if case .signedIn = $0 { true } else { false } }
         return peer
     }
 
-    /// Waits for the first event that matches; a fatal event or a refused sign-in is an error.
-    func await(_ matches: (PeerEvent) -> Bool) async throws {
+    /// Waits for the first event that matches and says when the peer reported it; a fatal event
+    /// or a refused sign-in is an error.
+    @discardableResult
+    func await(_ matches: (PeerEvent) -> Bool) async throws -> ContinuousClock.Instant {
         var lastInfo = ""
-        while let event = await events.next() {
+        while let (event, reported) = await events.next() {
             handle.eventShown()
-            if matches(event) { return }
+            if matches(event) { return reported }
             switch event {
             case let .fatal(why): throw CLIError("the benchmark peer \(user) stopped: \(why)")
             case let .signInRefused(why): throw CLIError("the benchmark peer \(user) could not sign in: \(why)")
