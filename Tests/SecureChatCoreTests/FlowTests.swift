@@ -31,6 +31,28 @@ struct FlowTests {
     @Test("ephemeral keys made ahead go out in messages 1 and 2, only when written, the call connects, and a key serves one handshake only",
           arguments: BackendName.allCases)
     func ephemeralsMadeAhead(backend: BackendName) throws { try runEphemeralsMadeAhead(backend.implementation) }
+
+    @Test("a message 1 written ahead connects the call, and its answer time starts when a call takes it",
+          arguments: BackendName.allCases)
+    func callWrittenAhead(backend: BackendName) throws { try runCallWrittenAhead(backend.implementation) }
+}
+
+private func runCallWrittenAhead<B: CryptoBackend>(_: B.Type) throws {
+    let ali = try B.generateX25519KeyPair(), bianca = try B.generateX25519KeyPair()
+    let aliID = UserID("ali")!, biancaID = UserID("bianca")!
+    let prepared = try PeerConnection<B>.prepareCall(from: aliID, identity: ali, to: biancaID, calleeKey: bianca.publicKey,
+                                                     cipher: .chaChaPoly)
+    #expect(prepared.callee == biancaID && prepared.calleeKey == bianca.publicKey)
+    let taken = Instant(nanoseconds: 5_000_000_000)
+    var (caller, bytes) = PeerConnection<B>.call(prepared, now: taken)
+    #expect(caller.nextDeadline == taken.advanced(by: PeerTimeouts().answer))
+    var callee = PeerConnection<B>(answeringWith: bianca, allowed: CipherKind.allCases, origin: .dialled, now: taken)
+    #expect(callee.receive(bytes, now: taken) == [.checkCaller(user: aliID, key: ali.publicKey)])
+    guard case let .send(message2)? = callee.answer(refusal: nil, now: taken).first else { Issue.record("no message 2"); return }
+    let callerSide = caller.receive(message2, now: taken)
+    #expect(callerSide.first == .connected(biancaID))
+    guard case let .send(confirmation)? = callerSide.last else { Issue.record("no first record from the caller"); return }
+    #expect(callee.receive(confirmation, now: taken) == [.connected(aliID)])
 }
 
 private func runEphemeralsMadeAhead<B: CryptoBackend>(_: B.Type) throws {

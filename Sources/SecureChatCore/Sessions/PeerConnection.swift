@@ -150,12 +150,34 @@ public struct PeerConnection<Backend: CryptoBackend> {
     public static func call(from caller: UserID, identity: X25519KeyPair, to callee: UserID, calleeKey: X25519PublicKey,
                             cipher: CipherKind, ephemeral: X25519KeyPair? = nil, timeouts: PeerTimeouts = PeerTimeouts(),
                             now: Instant) throws -> (PeerConnection, [UInt8]) {
+        call(try prepareCall(from: caller, identity: identity, to: callee, calleeKey: calleeKey, cipher: cipher, ephemeral: ephemeral),
+             timeouts: timeouts, now: now)
+    }
+
+    /// A caller's message 1 written ahead: to a callee whose key is pinned, while the server
+    /// answers CALLREQ, so that its DH is off the call's critical path. Not copyable, as its
+    /// handshake state may serve one connection only; its time starts when a call takes it.
+    public struct PreparedCall: ~Copyable {
+        fileprivate let channel: SecureChannel<Backend>
+        fileprivate let firstMessage: [UInt8]
+        public let callee: UserID
+        public let calleeKey: X25519PublicKey
+    }
+
+    public static func prepareCall(from caller: UserID, identity: X25519KeyPair, to callee: UserID, calleeKey: X25519PublicKey,
+                                   cipher: CipherKind, ephemeral: X25519KeyPair? = nil) throws -> PreparedCall {
         let request = ControlMessage.connectRequest(initiator: caller).encoded()
         let (channel, bytes) = try SecureChannel<Backend>.initiator(cipher: cipher, localStatic: identity, remoteStatic: calleeKey,
                                                                     payload: request, ephemeral: ephemeral)
-        let connection = PeerConnection(state: .calling(Calling(channel: channel, callee: callee)), timeouts: timeouts,
+        return PreparedCall(channel: channel, firstMessage: bytes, callee: callee, calleeKey: calleeKey)
+    }
+
+    /// Calls with a message 1 written ahead: the connection and its first bytes.
+    public static func call(_ prepared: consuming PreparedCall, timeouts: PeerTimeouts = PeerTimeouts(),
+                            now: Instant) -> (PeerConnection, [UInt8]) {
+        let connection = PeerConnection(state: .calling(Calling(channel: prepared.channel, callee: prepared.callee)), timeouts: timeouts,
                                         deadline: now.advanced(by: timeouts.answer))
-        return (connection, bytes)
+        return (connection, prepared.firstMessage)
     }
 
     /// Answers a connection of `origin`.

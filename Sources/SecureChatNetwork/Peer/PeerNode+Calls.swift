@@ -24,6 +24,7 @@ extension PeerNode {
             adoptEarlyDials(plan)
         }
         perform(actions, call: plan.peer)
+        spareCall = nil  // written for this call, if its first connection did not take it
         scheduleCallTimer(plan.peer)
     }
 
@@ -81,6 +82,22 @@ extension PeerNode {
             let node = bound.value
             guard node.spareEphemeral == nil, !node.stopping else { return }
             node.spareEphemeral = try? Backend.generateEphemeralX25519KeyPair()
+        }
+    }
+
+    /// For a call to `callee`: its whole message 1 while the server answers CALLREQ if the
+    /// callee's key is pinned (the server must offer that key, or the call is refused), else
+    /// the ephemeral key only.
+    func prepareCall(to callee: UserID) {
+        guard let key = pinnedKeys[callee] else { return prepareEphemeral() }
+        let bound = loopBound
+        eventLoop.execute {
+            let node = bound.value
+            guard !node.stopping else { return }
+            let options = node.configuration.options
+            node.spareCall = try? PeerConnection<Backend>.prepareCall(from: node.configuration.user, identity: node.configuration.identity,
+                                                                       to: callee, calleeKey: key, cipher: options.cipher,
+                                                                       ephemeral: node.takeEphemeral())
         }
     }
 
@@ -275,9 +292,12 @@ extension PeerNode {
     // MARK: Links
 
     private func callerConnection(to callee: UserID, key: X25519PublicKey) throws -> (PeerConnection<Backend>, [UInt8]) {
-        try PeerConnection<Backend>.call(from: configuration.user, identity: configuration.identity, to: callee, calleeKey: key,
-                                         cipher: configuration.options.cipher, ephemeral: takeEphemeral(),
-                                         timeouts: configuration.options.timeouts, now: Self.now())
+        if let prepared = spareCall.take(), prepared.callee == callee, prepared.calleeKey == key {
+            return PeerConnection<Backend>.call(prepared, timeouts: configuration.options.timeouts, now: Self.now())
+        }
+        return try PeerConnection<Backend>.call(from: configuration.user, identity: configuration.identity, to: callee, calleeKey: key,
+                                                cipher: configuration.options.cipher, ephemeral: takeEphemeral(),
+                                                timeouts: configuration.options.timeouts, now: Self.now())
     }
 
     @discardableResult

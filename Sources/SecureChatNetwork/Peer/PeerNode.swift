@@ -86,6 +86,9 @@ public final class PeerNode<Backend: CryptoBackend> {
     /// 1): the next handshake message written here takes it, so that its scalar multiplication
     /// is off the call's critical path. Taken once, as an ephemeral key serves one handshake.
     var spareEphemeral: X25519KeyPair?
+    /// Message 1 of the call being asked for, written ahead when the callee's key is pinned
+    /// (`prepareCall`); the call's first connection takes it, and the call's start drops it.
+    var spareCall: PeerConnection<Backend>.PreparedCall?
     var failedAttempts = 0
     /// Which of `configuration.servers` is used now, and how many others were tried since the
     /// last sign-in (one round through them all before waiting).
@@ -517,7 +520,7 @@ public final class PeerNode<Backend: CryptoBackend> {
         switch command {
         case let .chat(user):
             sessionDo { $0.requestChat(with: user) }
-            prepareEphemeral()
+            prepareCall(to: user)
         case .list:
             sessionDo { $0.list() }
         case .hangUp:
