@@ -24,7 +24,7 @@ extension PeerNode {
             adoptEarlyDials(plan)
         }
         perform(actions, call: plan.peer)
-        spareCall = nil  // written for this call, if its first connection did not take it
+        if role == .caller { spareCall = nil }  // written for this call, if its first connection did not take it
         scheduleCallTimer(plan.peer)
     }
 
@@ -94,9 +94,8 @@ extension PeerNode {
         eventLoop.execute {
             let node = bound.value
             guard !node.stopping else { return }
-            let options = node.configuration.options
             node.spareCall = try? PeerConnection<Backend>.prepareCall(from: node.configuration.user, identity: node.configuration.identity,
-                                                                       to: callee, calleeKey: key, cipher: options.cipher,
+                                                                       to: callee, calleeKey: key, cipher: node.configuration.options.cipher,
                                                                        ephemeral: node.takeEphemeral())
         }
     }
