@@ -21,13 +21,23 @@ public struct X25519KeyPair: Sendable {
     let backendKey: any AnyObject & Sendable
     /// For a long-lived static key: DH(this key, a remote static key), kept (see `StaticSecretCache`).
     public let staticSecrets: StaticSecretCache?
+    /// For an ephemeral key made while waiting: DH(this key, the static key the other side is
+    /// expected to prove), computed then (`computingAhead`).
+    let secretAhead: (remote: X25519PublicKey, secret: SecretBytes)?
 
     init(privateKey: SecretBytes?, publicKey: X25519PublicKey, backendKey: any AnyObject & Sendable,
-         staticSecrets: StaticSecretCache? = nil) {
+         staticSecrets: StaticSecretCache? = nil, secretAhead: (remote: X25519PublicKey, secret: SecretBytes)? = nil) {
         self.privateKey = privateKey
         self.publicKey = publicKey
         self.backendKey = backendKey
         self.staticSecrets = staticSecrets
+        self.secretAhead = secretAhead
+    }
+
+    /// DH(this key, `remote`) when it was computed ahead for exactly that key, else nil.
+    public func secretComputedAhead(with remote: X25519PublicKey) -> SecretBytes? {
+        guard let secretAhead, secretAhead.remote == remote else { return nil }
+        return secretAhead.secret
     }
 
     /// The raw private half, for a key file or another backend; an ephemeral pair has none.
@@ -42,7 +52,7 @@ public struct X25519KeyPair: Sendable {
     /// and a peer's identity, which meet the same remote static keys again and again.
     public func keepingStaticSecrets(capacity: Int) -> X25519KeyPair {
         X25519KeyPair(privateKey: privateKey, publicKey: publicKey, backendKey: backendKey,
-                      staticSecrets: StaticSecretCache(capacity: capacity))
+                      staticSecrets: StaticSecretCache(capacity: capacity), secretAhead: secretAhead)
     }
 }
 
@@ -66,6 +76,17 @@ extension CryptoBackend {
             return try privateKey.withUnsafeMutableBytes { (scalar) in try generatePrivateKey(scalar: scalar, publicKey: out) }
         }
         return X25519KeyPair(privateKey: privateKey, publicKey: try X25519PublicKey(bytes: publicBytes), backendKey: key)
+    }
+
+    /// `pair` with DH(pair, `remote`) computed now: for an ephemeral key made while waiting for
+    /// a handshake in which the other side is expected to prove `remote` (a callee knows the
+    /// caller's key from CALLOFFER before message 1: the responder's `se` in IK), so that this
+    /// scalar multiplication too is off the critical path. A handshake uses it only when the key
+    /// proved is `remote`; otherwise it computes the DH as usual.
+    public static func computingAhead(_ pair: X25519KeyPair, with remote: X25519PublicKey) throws -> X25519KeyPair {
+        if pair.secretComputedAhead(with: remote) != nil { return pair }
+        return X25519KeyPair(privateKey: pair.privateKey, publicKey: pair.publicKey, backendKey: pair.backendKey,
+                             staticSecrets: pair.staticSecrets, secretAhead: (remote, try x25519SharedSecret(pair, remote)))
     }
 
     /// The key pair for an existing private key (32 bytes, clamped by X25519 itself).

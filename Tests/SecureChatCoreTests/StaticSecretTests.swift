@@ -1,11 +1,45 @@
 import SecureChatBackends
 import SecureChatCore
 import SecureChatCrypto
+import Synchronization
 import Testing
 
-/// Issue 14: the static–static DH kept per remote static key (WireGuard's precomputation).
+/// Issue 14: the static–static DH kept per remote static key (WireGuard's precomputation), and
+/// a callee's ephemeral DH with the caller's key computed while it waits.
 @Suite("Static-static secrets")
 struct StaticSecretTests {
+    @Test("an ephemeral key with its DH to the expected caller's key computed ahead: the same message 2, one DH fewer; another caller's key falls back")
+    func secretAhead() throws {
+        // One after the other: the DH counter is shared.
+        for backend in BackendName.allCases { try secretAhead(backend.implementation) }
+    }
+
+    private func secretAhead<Base: CryptoBackend>(_: Base.Type) throws {
+        typealias B = CountingBackend<Base>
+        let noise = try NoiseProtocol(name: "Noise_IK_25519_ChaChaPoly_SHA256")
+        let ali = try B.generateX25519KeyPair(), bianca = try B.generateX25519KeyPair(), carol = try B.generateX25519KeyPair()
+        let aliE = try B.generateEphemeralX25519KeyPair(), biancaE = try B.generateEphemeralX25519KeyPair()
+        var initiator = try HandshakeState<B>(protocol: noise, role: .initiator, prologue: [1], localStatic: ali,
+                                              remoteStatic: bianca.publicKey, ephemeral: aliE)
+        let one = try initiator.writeMessage(payload: [7])
+        // Bianca's answer, with her ephemeral key as given: (message 2, its hash, DH done for it).
+        func answer(_ ephemeral: X25519KeyPair) throws -> ([UInt8], [UInt8], Int) {
+            let before = diffieHellmanCount.load(ordering: .relaxed)
+            var responder = try HandshakeState<B>(protocol: noise, role: .responder, prologue: [1], localStatic: bianca, ephemeral: ephemeral)
+            _ = try responder.readMessage(one)
+            let two = try responder.writeMessage(payload: [8])
+            return (two, responder.handshakeHash, diffieHellmanCount.load(ordering: .relaxed) - before)
+        }
+        let plain = try answer(biancaE)
+        let ahead = try answer(try B.computingAhead(biancaE, with: ali.publicKey))
+        let elsewhere = try answer(try B.computingAhead(biancaE, with: carol.publicKey))
+        #expect(plain.2 == 4, "es, ss, ee, se")
+        #expect(ahead.2 == 3 && elsewhere.2 == 4)
+        for other in [ahead, elsewhere] { #expect(other.0 == plain.0 && other.1 == plain.1) }
+        _ = try initiator.readMessage(ahead.0)
+        #expect(initiator.handshakeHash == plain.1)
+    }
+
     @Test("a handshake with kept secrets puts the same bytes on the wire and derives the same keys", arguments: BackendName.allCases)
     func sameBytes(backend: BackendName) throws {
         try sameBytes(backend.implementation)
@@ -84,6 +118,44 @@ private enum OpenSSLKeys {
     private static func stat<B: CryptoBackend>(_: B.Type, _ pair: X25519KeyPair, _ remote: X25519PublicKey) throws -> SecretBytes? {
         try B.staticPeer(pair, remote).staticStatic
     }
+}
+
+/// DH done through `CountingBackend`, by every instance.
+private let diffieHellmanCount = Atomic<Int>(0)
+
+/// `Base` with its X25519 counted: which DH a handshake does itself.
+private enum CountingBackend<Base: CryptoBackend>: CryptoBackend {
+    typealias AEAD = Base.AEAD
+    typealias PrivateKey = Base.PrivateKey
+    typealias PeerKey = Base.PeerKey
+    static var name: String { Base.name }
+    static var libraryDescription: String { Base.libraryDescription }
+
+    static func importPrivateKey(_ scalar: UnsafeRawBufferPointer, publicKey: UnsafeMutableRawBufferPointer) throws -> PrivateKey {
+        try Base.importPrivateKey(scalar, publicKey: publicKey)
+    }
+
+    static func generatePrivateKey(scalar: UnsafeMutableRawBufferPointer?, publicKey: UnsafeMutableRawBufferPointer) throws -> PrivateKey {
+        try Base.generatePrivateKey(scalar: scalar, publicKey: publicKey)
+    }
+
+    static func importPeerKey(_ point: UnsafeRawBufferPointer) throws -> PeerKey { try Base.importPeerKey(point) }
+
+    static func x25519(_ key: PrivateKey, peer: PeerKey, into output: UnsafeMutableRawBufferPointer) throws {
+        diffieHellmanCount.add(1, ordering: .relaxed)
+        try Base.x25519(key, peer: peer, into: output)
+    }
+
+    static func sha256(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws {
+        try Base.sha256(first, second, into: output)
+    }
+
+    static func scrypt(password: UnsafeRawBufferPointer, salt: UnsafeRawBufferPointer, parameters: ScryptParameters,
+                       into output: UnsafeMutableRawBufferPointer) throws {
+        try Base.scrypt(password: password, salt: salt, parameters: parameters, into: output)
+    }
+
+    static func randomBytes(into output: UnsafeMutableRawBufferPointer) throws { try Base.randomBytes(into: output) }
 }
 
 /// A peer key for the cache test, which never uses it.

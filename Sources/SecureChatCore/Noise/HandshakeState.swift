@@ -171,8 +171,16 @@ public struct HandshakeState<Backend: CryptoBackend> {
             if let secret = peer?.staticStatic { return try secret.withUnsafeBytes { (bytes) in try symmetric.mixKey(bytes) } }
             (local, remote) = (localStatic, peer?.key)
         case .ee: (local, remote) = (localEphemeral, remoteEphemeral)
-        case .es: (local, remote) = initiator ? (localEphemeral, try staticPeer()?.key) : (localStatic, remoteEphemeral)
-        case .se: (local, remote) = initiator ? (localStatic, remoteEphemeral) : (localEphemeral, try staticPeer()?.key)
+        case .es, .se:
+            guard (token == .es) == initiator else {
+                (local, remote) = (localStatic, remoteEphemeral)
+                break
+            }
+            // Our ephemeral with their static key: computed while we waited, if it is the key expected.
+            if let remoteStatic, let secret = localEphemeral?.secretComputedAhead(with: remoteStatic) {
+                return try secret.withUnsafeBytes { (bytes) in try symmetric.mixKey(bytes) }
+            }
+            (local, remote) = (localEphemeral, try staticPeer()?.key)
         case .e, .s: preconditionFailure("not a DH token")
         }
         guard let local else { throw NoiseError.missingKey("local key for \(token)") }

@@ -12,7 +12,11 @@ public struct NoiseVectorReport: Sendable {
 }
 
 public enum NoiseVectors {
-    public static func run<Backend: CryptoBackend>(_ document: [UInt8], backend: Backend.Type) throws -> NoiseVectorReport {
+    /// `computingAhead`: each side's ephemeral key comes with its DH to the other side's static
+    /// key computed before the handshake (`CryptoBackend.computingAhead`), as a callee makes it;
+    /// the bytes on the wire must not change.
+    public static func run<Backend: CryptoBackend>(_ document: [UInt8], backend: Backend.Type,
+                                                   computingAhead: Bool = false) throws -> NoiseVectorReport {
         let root = try JSONValue.parse(document)
         guard case let .array(vectors)? = root["vectors"] else {
             throw JSONError(offset: 0, problem: "no \"vectors\" array")
@@ -31,7 +35,7 @@ public enum NoiseVectors {
                 continue
             }
             do {
-                try play(vector, noiseProtocol, Backend.self)
+                try play(vector, noiseProtocol, Backend.self, computingAhead: computingAhead)
                 report.passed.append(name)
             } catch {
                 report.failed.append((name, "\(error)"))
@@ -44,7 +48,8 @@ public enum NoiseVectors {
         let description: String
     }
 
-    private static func play<Backend: CryptoBackend>(_ vector: JSONValue, _ noiseProtocol: NoiseProtocol, _: Backend.Type) throws {
+    private static func play<Backend: CryptoBackend>(_ vector: JSONValue, _ noiseProtocol: NoiseProtocol, _: Backend.Type,
+                                                     computingAhead: Bool) throws {
         func bytes(_ key: String) throws -> [UInt8]? {
             guard let value = vector[key] else { return nil }
             guard case let .string(text) = value, let decoded = [UInt8](hex: text) else {
@@ -58,14 +63,20 @@ public enum NoiseVectors {
         func publicKey(_ key: String) throws -> X25519PublicKey? {
             try bytes(key).map { try X25519PublicKey(bytes: $0) }
         }
+        let initiatorStatic = try keyPair("init_static"), responderStatic = try keyPair("resp_static")
+        func ephemeral(_ key: String, towards other: X25519KeyPair?) throws -> X25519KeyPair? {
+            let pair = try keyPair(key)
+            guard computingAhead, let pair, let other else { return pair }
+            return try Backend.computingAhead(pair, with: other.publicKey)
+        }
         var initiator = try HandshakeState<Backend>(
             protocol: noiseProtocol, role: .initiator, prologue: try bytes("init_prologue") ?? [],
-            localStatic: try keyPair("init_static"), remoteStatic: try publicKey("init_remote_static"),
-            ephemeral: try keyPair("init_ephemeral"))
+            localStatic: initiatorStatic, remoteStatic: try publicKey("init_remote_static"),
+            ephemeral: try ephemeral("init_ephemeral", towards: responderStatic))
         var responder = try HandshakeState<Backend>(
             protocol: noiseProtocol, role: .responder, prologue: try bytes("resp_prologue") ?? [],
-            localStatic: try keyPair("resp_static"), remoteStatic: try publicKey("resp_remote_static"),
-            ephemeral: try keyPair("resp_ephemeral"))
+            localStatic: responderStatic, remoteStatic: try publicKey("resp_remote_static"),
+            ephemeral: try ephemeral("resp_ephemeral", towards: initiatorStatic))
         guard case let .array(messages)? = vector["messages"] else { throw Mismatch(description: "no messages") }
 
         var transports: (initiator: NoiseTransport<Backend>, responder: NoiseTransport<Backend>)?

@@ -71,17 +71,21 @@ extension PeerNode {
         // A refusal is raced too, so that the caller hears it at once rather than a timeout.
         startCall(plan, role: .callee, record: record, decision: decision)
         for id in carried { rejoin(id, caller) }
-        prepareEphemeral()
+        prepareEphemeral(towards: plan.key)
     }
 
     /// Makes `spareEphemeral` once the events at hand are handled (the request just sent, the
-    /// dials just started, a CALLREPLY that came with an offer), while the other side works.
-    func prepareEphemeral() {
+    /// dials just started, a CALLREPLY that came with an offer), while the other side works;
+    /// for a callee with its DH to the caller's key, `caller` (the `se` of message 2).
+    func prepareEphemeral(towards caller: X25519PublicKey? = nil) {
         let bound = loopBound
         eventLoop.execute {
             let node = bound.value
-            guard node.spareEphemeral == nil, !node.stopping else { return }
-            node.spareEphemeral = try? Backend.generateEphemeralX25519KeyPair()
+            guard !node.stopping else { return }
+            var spare = node.spareEphemeral ?? (try? Backend.generateEphemeralX25519KeyPair())
+            // A low-order key fails here and again in the handshake, which refuses the call.
+            if let key = spare, let caller { spare = (try? Backend.computingAhead(key, with: caller)) ?? key }
+            node.spareEphemeral = spare
         }
     }
 
@@ -189,14 +193,14 @@ extension PeerNode {
     }
 
     /// Message 1 named `user` as the caller (its key is in the handshake): check the call.
-    private func checkCaller(_ id: LinkID, _ user: UserID) {
+    private func checkCaller(_ id: LinkID, _ user: UserID, key: X25519PublicKey) {
         links[id]?.call = user
         if let call = calls[user] { return join(id, call, of: user) }
         // No CALLOFFER (yet): a §5 caller, or the offer is still on its way. Ask the server
         // about them (§5.2); an offer that comes meanwhile takes this connection in.
         guard session?.isSignedIn == true else { return answer(id, .notVerified) }
         sessionDo { $0.checkIncoming(from: user, token: id) }
-        prepareEphemeral()
+        prepareEphemeral(towards: key)
     }
 
     /// A connection whose message 1 named `user`, with whom a call is known: it joins that call.
@@ -323,8 +327,8 @@ extension PeerNode {
             switch action {
             case let .send(bytes):
                 link.channel.writeAndFlush(ByteBuffer(bytes: bytes), promise: nil)
-            case let .checkCaller(user, _):
-                checkCaller(id, user)
+            case let .checkCaller(user, key):
+                checkCaller(id, user, key: key)
             case let .connected(user):
                 linkConnected(id, user)
             case let .received(text):
