@@ -28,7 +28,7 @@ struct FlowTests {
     @Test("a passcode change checks the current passcode first", arguments: BackendName.allCases)
     func passcodeChange(backend: BackendName) throws { try runPasscodeChange(backend.implementation) }
 
-    @Test("ephemeral keys made ahead go out in messages 1 and 2, only when written, the call connects, and a key serves one handshake only",
+    @Test("ephemeral keys made ahead go out in messages 1 and 2, only when written, the call connects, one with its DH to the caller's key computed saves the answer a DH, and a key serves one handshake only",
           arguments: BackendName.allCases)
     func ephemeralsMadeAhead(backend: BackendName) throws { try runEphemeralsMadeAhead(backend.implementation) }
 
@@ -76,6 +76,21 @@ private func runEphemeralsMadeAhead<B: CryptoBackend>(_: B.Type) throws {
     #expect(callerSide.first == .connected(UserID("bianca")!))
     guard case let .send(confirmation)? = callerSide.last else { Issue.record("no first record from the caller"); return }
     #expect(callee.receive(confirmation, now: now) == [.connected(aliID)])
+
+    // A spare with its DH to the caller's key computed ahead, as a callee makes it on CALLOFFER:
+    // the answer then does one DH (`ee`) instead of two; one made for another key, two again.
+    typealias Counted = CountingBackend<B>
+    let (_, again) = try PeerConnection<Counted>.call(from: aliID, identity: ali, to: UserID("bianca")!, calleeKey: bianca.publicKey,
+                                                      cipher: .chaChaPoly, now: now)
+    let spare = { try B.generateEphemeralX25519KeyPair() }
+    for (ephemeral, expected) in [(try spare(), 2), (try B.computingAhead(try spare(), with: ali.publicKey), 1),
+                                  (try B.computingAhead(try spare(), with: bianca.publicKey), 2)] {
+        var answering = PeerConnection<Counted>(answeringWith: bianca, allowed: CipherKind.allCases, origin: .dialled, now: now)
+        #expect(answering.receive(again, now: now) == [.checkCaller(user: aliID, key: ali.publicKey)])
+        let (actions, count) = countingDiffieHellman { answering.answer(refusal: nil, ephemeral: ephemeral, now: now) }
+        guard case .send? = actions.first else { Issue.record("no message 2"); continue }
+        #expect(count == expected)
+    }
 
     // A handshake that has its ephemeral key, given or sent, takes no other.
     let noise = NoiseProtocol.ik(.chaChaPoly)
