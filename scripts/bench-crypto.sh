@@ -37,10 +37,12 @@ def c_rate(key, size):
                           check=True, capture_output=True, text=True).stdout.split()
     return float(line[-1])
 
+def our_figures(*flags):
+    """`securechat bench --json` with these flags: every figure by its key."""
+    report = json.loads(subprocess.run([bin, "bench", *flags, "--json"], check=True, capture_output=True, text=True).stdout)
+    return {r["key"]: r["value"] for r in report["results"]}
 def our_rate(key, size):
-    report = json.loads(subprocess.run([bin, "bench", "--only", key, "--seconds", seconds, "--sizes", size, "--json"],
-                                       check=True, capture_output=True, text=True).stdout)
-    return next(r["value"] for r in report["results"] if r["key"] == key)
+    return our_figures("--only", key, "--seconds", seconds, "--sizes", size)[key]
 
 def paired(ours_key, c_key, size="64"):
     """(ours, C) rates, PAIRS times, C first in even pairs and ours first in odd ones."""
@@ -62,13 +64,14 @@ def row(label, runs, ratio_of, goal=None, at_least=True):
     ratio = statistics.median(ratios)
     ours = statistics.median(r[0] for r in runs)
     c = statistics.median(r[1] for r in runs)
-    verdict = ""
-    if goal is not None:
-        ok = ratio >= goal if at_least else ratio <= goal
-        if not ok: misses.append(label)
-        verdict = f"{'>=' if at_least else '<='} {goal:.2f} {'ok' if ok else 'MISSED'}"
     spread = f"[{ratios[0]:.2f}-{ratios[-1]:.2f}]"
-    print(f"{label:36}{ours:11.1f}{c:11.1f}{ratio:7.2f}  {spread:13} {verdict}", flush=True)
+    print(f"{label:36}{ours:11.1f}{c:11.1f}{ratio:7.2f}  {spread:13} {verdict(label, ratio, goal, at_least)}", flush=True)
+def verdict(label, value, goal, at_least, unit=""):
+    """'>= goal ok' or '... MISSED' (kept in `misses`); nothing without a goal."""
+    if goal is None: return ""
+    ok = value >= goal if at_least else value <= goal
+    if not ok: misses.append(label)
+    return f"{'>=' if at_least else '<='} {goal:.2f}{unit} {'ok' if ok else 'MISSED'}"
 
 speed = lambda ours, c: ours / c  # rates: ours over C's
 time = lambda ours, c: c / ours   # ours' time for one operation over C's
@@ -88,26 +91,18 @@ for backend in ("openssl", "gcrypt"):
 for tls, goal in (("tls13-mutual", 2.5), ("tls13-handshake", 2.0)):
     row(f"IK openssl vs {tls}, × faster", paired("ik-handshake openssl chachapoly", f"{tls} openssl"), speed, goal)
 
-def connect_run():
-    report = json.loads(subprocess.run([bin, "bench", "--backend", "openssl", "--cipher", "chachapoly", "--sizes", "16",
-                                        "--seconds", "0.01", "--calls", "200", "--json"],
-                                       check=True, capture_output=True, text=True).stdout)
-    return {r["key"]: r["value"] for r in report["results"]}
 # Like every timed figure, the median of PAIRS runs: on two vCPUs a run now and then reads about
 # 0.25 ms higher throughout (its threads' wake-ups cross vCPUs; pinned to one vCPU, no run did).
-connects = [connect_run() for _ in range(pairs)]
+connects = [our_figures("--backend", "openssl", "--cipher", "chachapoly", "--sizes", "16", "--seconds", "0.01",
+                        "--calls", "200") for _ in range(pairs)]
 print(f"\npeer-to-peer connect over loopback, openssl: {pairs} runs of 200 calls, median of the runs [lowest-highest]")
-for path in ("direct", "relayed"):
-    for percentile, goal in (("p50", 1.0), ("p99", 2.0)):
-        values = sorted(run[f"connect {path} {percentile}"] for run in connects)
-        value = statistics.median(values)
-        verdict = ""
-        if path == "direct":
-            ok = value <= goal
-            if not ok: misses.append(f"connect direct {percentile}")
-            verdict = f"<= {goal:.1f} ms {'ok' if ok else 'MISSED'}"
+for path, goals in (("direct", (1.0, 2.0)), ("relayed", (None, None))):
+    for percentile, goal in zip(("p50", "p99"), goals):
+        label = f"connect {path} {percentile}"
+        values = sorted(run[label] for run in connects)
         spread = f"[{values[0]:.2f}-{values[-1]:.2f}]"
-        print(f"{'connect ' + path + ' ' + percentile + ', ms':36}{value:11.2f}{'':18}  {spread:13} {verdict}", flush=True)
+        print(f"{label + ', ms':36}{statistics.median(values):11.2f}{'':18}  {spread:13} "
+              f"{verdict(label, statistics.median(values), goal, at_least=False, unit=' ms')}", flush=True)
 print(f"\ngoals missed: {', '.join(misses) if misses else 'none'}")
 print("securechat bench (the full run): " + json.load(open(".build/bench.json"))["recommendation"])
 PY

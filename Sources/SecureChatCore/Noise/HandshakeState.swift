@@ -163,6 +163,11 @@ public struct HandshakeState<Backend: CryptoBackend> {
     /// MixKey(DH(…)) for a DH token, from this side's point of view (§5.3).
     private mutating func mixDiffieHellman(_ token: HandshakePattern.Token) throws {
         let initiator = role == .initiator
+        // Our ephemeral with their static key (`es` sent, `se` answered): computed while we
+        // waited, if it was computed for the key they proved.
+        if token == (initiator ? .es : .se), let remoteStatic, let secret = localEphemeral?.secretComputedAhead(with: remoteStatic) {
+            return try secret.withUnsafeBytes { (bytes) in try symmetric.mixKey(bytes) }
+        }
         let local: X25519KeyPair?, remote: Backend.PeerKey?
         switch token {
         case .ss:
@@ -171,16 +176,8 @@ public struct HandshakeState<Backend: CryptoBackend> {
             if let secret = peer?.staticStatic { return try secret.withUnsafeBytes { (bytes) in try symmetric.mixKey(bytes) } }
             (local, remote) = (localStatic, peer?.key)
         case .ee: (local, remote) = (localEphemeral, remoteEphemeral)
-        case .es, .se:
-            guard (token == .es) == initiator else {
-                (local, remote) = (localStatic, remoteEphemeral)
-                break
-            }
-            // Our ephemeral with their static key: computed while we waited, if it is the key expected.
-            if let remoteStatic, let secret = localEphemeral?.secretComputedAhead(with: remoteStatic) {
-                return try secret.withUnsafeBytes { (bytes) in try symmetric.mixKey(bytes) }
-            }
-            (local, remote) = (localEphemeral, try staticPeer()?.key)
+        case .es: (local, remote) = initiator ? (localEphemeral, try staticPeer()?.key) : (localStatic, remoteEphemeral)
+        case .se: (local, remote) = initiator ? (localStatic, remoteEphemeral) : (localEphemeral, try staticPeer()?.key)
         case .e, .s: preconditionFailure("not a DH token")
         }
         guard let local else { throw NoiseError.missingKey("local key for \(token)") }
